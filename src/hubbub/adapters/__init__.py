@@ -1,0 +1,22 @@
+"""Channel adapters: pure turn-taking rules, one per channel type."""
+
+from .base import AdapterResult, AgentReply, ChannelAdapter, ExpectedTurn, Finish, Handoff
+from .consulting import ConsultingAdapter
+from .conversation import ConversationAdapter
+from .discussion import DiscussionAdapter
+from .registry import AdapterRegistry
+from .workflow import WorkflowAdapter
+
+__all__ = [
+    "AdapterRegistry",
+    "AdapterResult",
+    "AgentReply",
+    "ChannelAdapter",
+    "ConsultingAdapter",
+    "ConversationAdapter",
+    "DiscussionAdapter",
+    "ExpectedTurn",
+    "Finish",
+    "Handoff",
+    "WorkflowAdapter",
+]

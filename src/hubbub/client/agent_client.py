@@ -1,0 +1,292 @@
+"""``AgentClient``: one registered agent's side of the hub.
+
+Deliveries for the agent are processed in lanes, one per channel: in order
+within a channel, concurrently across channels. Each delivery runs the
+default handler (answer invites; take the turn when the adapter says it is
+this agent's), then the agent's ``on_envelope`` callbacks, then is acked; an
+exception from the agent nacks it instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from ..agents.base import Agent, Turn, as_reply
+from ..errors import HubbubError
+from ..model.channel import ChannelMetadata
+from ..model.envelope import (
+    EV_CHANNEL_CLOSED,
+    EV_CHANNEL_EXPIRED,
+    EV_CHANNEL_INVITE,
+    EV_CHANNEL_INVITE_ACK,
+    EV_CHANNEL_INVITE_REJECT,
+    EV_PACKET,
+    EV_TEXT,
+    Envelope,
+)
+from ..model.identity import Passport
+from ..model.turn import PendingTurn, TurnContext
+from ._convert import as_type
+from .channel import Channel
+
+if TYPE_CHECKING:
+    from .hub_client import HubClient
+
+__all__ = ["AgentClient", "EnvelopeCallback"]
+
+log = logging.getLogger("hubbub.client")
+
+EnvelopeCallback = Callable[[Envelope], Awaitable[None] | None]
+_TERMINAL = (EV_CHANNEL_CLOSED, EV_CHANNEL_EXPIRED)
+
+
+class _Waiter:
+    __slots__ = ("channel_id", "future", "predicate")
+
+    def __init__(self, channel_id: str, predicate: Callable[[Envelope], bool]) -> None:
+        self.channel_id = channel_id
+        self.predicate = predicate
+        self.future: asyncio.Future[Envelope] = asyncio.get_running_loop().create_future()
+
+
+class AgentClient:
+    """Act as one agent: open channels, send, receive, take turns."""
+
+    def __init__(
+        self, hub_client: HubClient, agent: Agent | None, passport: Passport, *, handle_turns: bool = True
+    ) -> None:
+        assert passport.agent_id is not None
+        self.hub_client = hub_client
+        self.agent = agent
+        self.passport = passport
+        self.agent_id: str = passport.agent_id
+        self.name = passport.name
+        self.handle_turns = handle_turns and agent is not None
+        self._callbacks: list[EnvelopeCallback] = []
+        self._waiters: list[_Waiter] = []
+        self._lanes: dict[str, asyncio.Queue[Envelope]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"AgentClient({self.name!r}, {self.agent_id})"
+
+    # sending
+
+    async def open(
+        self,
+        type: str,
+        target: str | list[str],
+        *,
+        knobs: dict[str, Any] | None = None,
+        ttl: str | float | None = None,
+        labels: dict[str, str] | None = None,
+        intent: str | None = None,
+    ) -> Channel:
+        """Open a ``type`` channel with ``target`` (names or ids); returns once all acked."""
+        targets = [target] if isinstance(target, str) else list(target)
+        result = await self.hub_client.request(
+            "create_channel",
+            {
+                "creator_id": self.agent_id,
+                "manifest_type": type,
+                "participants": targets,
+                "knobs": knobs,
+                "ttl": ttl,
+                "labels": labels,
+                "intent": intent,
+            },
+        )
+        return Channel(self, as_type(ChannelMetadata, result))
+
+    def channel(self, metadata: ChannelMetadata) -> Channel:
+        """A handle on a channel this agent was invited to."""
+        return Channel(self, metadata)
+
+    async def send_envelope(self, envelope: Envelope) -> str:
+        """Post an envelope as this agent; returns its id once durable."""
+        if envelope.sender_id != self.agent_id:
+            import msgspec
+
+            envelope = msgspec.structs.replace(envelope, sender_id=self.agent_id)
+        return str(await self.hub_client.request("post_envelope", {"envelope": envelope}))
+
+    async def resolve_ids(self, names_or_ids: list[str]) -> list[str]:
+        """Agent ids for a list of names or ids."""
+        return [await self.hub_client.agent_id_of(x) for x in names_or_ids]
+
+    # receiving
+
+    def on_envelope(self, callback: EnvelopeCallback) -> EnvelopeCallback:
+        """Call ``callback(envelope)`` (sync or async) for every delivery; usable as a decorator."""
+        self._callbacks.append(callback)
+        return callback
+
+    async def wait_for_channel_event(
+        self,
+        channel_id: str,
+        predicate: Callable[[Envelope], bool],
+        *,
+        timeout: float = 300.0,
+        seen_ok: bool = True,
+    ) -> Envelope:
+        """The first envelope in ``channel_id`` matching ``predicate``.
+
+        With ``seen_ok`` an envelope already in the WAL counts; otherwise
+        only a delivery from now on does. Raises ``TimeoutError``.
+        """
+        waiter = _Waiter(channel_id, predicate)
+        self._waiters.append(waiter)
+        try:
+            if seen_ok:
+                for envelope in await self.hub_client.read_wal(channel_id):
+                    if predicate(envelope):
+                        return envelope
+            return await asyncio.wait_for(asyncio.shield(waiter.future), timeout)
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+
+    def deliver(self, envelope: Envelope) -> None:
+        """Queue a delivery in its channel's lane (called by the HubClient)."""
+        if self._closed:
+            return
+        lane = self._lanes.get(envelope.channel_id)
+        if lane is None:
+            lane = self._lanes[envelope.channel_id] = asyncio.Queue()
+            self._spawn(self._run_lane(envelope.channel_id, lane))
+        lane.put_nowait(envelope)
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_lane(self, channel_id: str, lane: asyncio.Queue[Envelope]) -> None:
+        while True:
+            envelope = await lane.get()
+            status: str = "ack"
+            reason = ""
+            try:
+                await self._process(envelope)
+            except Exception as exc:
+                log.warning("%s could not process %s: %r", self.name, envelope.envelope_id, exc)
+                status, reason = "nack", repr(exc)
+            try:
+                await self.hub_client.receipt(envelope, status, self.agent_id, reason)
+            except HubbubError as exc:
+                log.warning("%s could not %s %s: %s", self.name, status, envelope.envelope_id, exc)
+            if envelope.event_type in _TERMINAL and lane.empty():
+                del self._lanes[channel_id]
+                return
+
+    async def _process(self, envelope: Envelope) -> None:
+        if envelope.event_type == EV_CHANNEL_INVITE:
+            await self._answer_invite(envelope)
+        elif (
+            self.handle_turns
+            and envelope.event_type in (EV_TEXT, EV_PACKET)
+            and envelope.sender_id != self.agent_id
+        ):
+            await self.take_turn(envelope.channel_id, envelope.envelope_id)
+        for callback in self._callbacks:
+            result = callback(envelope)
+            if inspect.isawaitable(result):
+                await result
+        for waiter in list(self._waiters):
+            if (
+                waiter.channel_id == envelope.channel_id
+                and not waiter.future.done()
+                and waiter.predicate(envelope)
+            ):
+                waiter.future.set_result(envelope)
+
+    async def _answer_invite(self, invite: Envelope) -> None:
+        policy = getattr(self.agent, "accept_invite", None)
+        accept = policy(invite) if callable(policy) else True
+        answer = Envelope(
+            channel_id=invite.channel_id,
+            sender_id=self.agent_id,
+            event_type=EV_CHANNEL_INVITE_ACK if accept else EV_CHANNEL_INVITE_REJECT,
+            event_data={} if accept else {"reason": "declined by agent"},
+            causation_id=invite.envelope_id,
+        )
+        try:
+            await self.send_envelope(answer)
+        except HubbubError as exc:
+            log.info("%s could not answer invite %s: %s", self.name, invite.envelope_id, exc)
+
+    async def take_turn(self, channel_id: str, envelope_id: str) -> bool:
+        """Run the agent on ``envelope_id`` if the hub says it is this agent's turn.
+
+        Returns True if the agent ran. A reply already posted for the
+        envelope (a redelivery) means no second reply.
+        """
+        if self.agent is None:
+            return False
+        ctx: TurnContext = as_type(
+            TurnContext,
+            await self.hub_client.request(
+                "turn_context",
+                {"channel_id": channel_id, "agent_id": self.agent_id, "envelope_id": envelope_id},
+            ),
+        )
+        if not ctx.is_turn or ctx.channel is None or ctx.envelope is None:
+            return False
+        turn = Turn(
+            agent_id=self.agent_id,
+            agent_name=self.name,
+            channel_id=channel_id,
+            channel_type=ctx.channel.manifest.type,
+            prompt=ctx.prompt,
+            transcript=ctx.transcript,
+            names=ctx.names,
+            context=ctx.context,
+            envelope=ctx.envelope,
+            knobs=ctx.channel.knobs,
+        )
+        reply = as_reply(await self.agent.ask(turn))
+        if reply.text or reply.handoff or reply.finish or reply.context_set or reply.context_delete:
+            try:
+                await self.hub_client.request(
+                    "post_reply",
+                    {
+                        "channel_id": channel_id,
+                        "agent_id": self.agent_id,
+                        "causation_id": envelope_id,
+                        "reply": reply,
+                    },
+                )
+            except HubbubError as exc:
+                log.warning("%s's reply in %s was refused: %s", self.name, channel_id, exc)
+        return True
+
+    async def resume_pending_turns(self) -> int:
+        """Take every turn the hub still expects from this agent; returns how many ran."""
+        raw = await self.hub_client.request("pending_turns_for", {"agent_id": self.agent_id})
+        fired = 0
+        for pending in as_type(list[PendingTurn], raw):
+            if pending.triggering_envelope_id and await self.take_turn(
+                pending.channel_id, pending.triggering_envelope_id
+            ):
+                fired += 1
+        return fired
+
+    async def list_channels(self, *, state: str | None = None) -> list[ChannelMetadata]:
+        """Channels this agent takes part in, newest first."""
+        raw = await self.hub_client.request("list_channels", {"agent_id": self.agent_id, "state": state})
+        return as_type(list[ChannelMetadata], raw)  # type: ignore[no-any-return]
+
+    async def aclose(self) -> None:
+        """Stop processing deliveries for this agent (its identity stays registered)."""
+        self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._lanes.clear()

@@ -1,0 +1,200 @@
+"""``HubClient``: one process's connection to a hub, hosting any number of agents."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from types import TracebackType
+from typing import Any
+
+from ..agents.base import Agent
+from ..errors import UsageError
+from ..model.channel import ChannelMetadata
+from ..model.envelope import Envelope
+from ..model.identity import Passport, Resume
+from ..model.rule import Rule
+from ..transport.link import Link
+from ._convert import as_type
+from .agent_client import AgentClient
+
+__all__ = ["HubClient"]
+
+log = logging.getLogger("hubbub.client")
+
+
+class HubClient:
+    """Connect once per process; register or attach agents through it.
+
+    ``HubClient(LocalLink(hub))`` in one process; the same API over any other link.
+    """
+
+    def __init__(self, link: Link) -> None:
+        self.link = link
+        self._agents: dict[str, AgentClient] = {}
+        self._connected = False
+        self._connect_lock = asyncio.Lock()
+        self._ids_by_name: dict[str, str] = {}
+
+    async def connect(self) -> HubClient:
+        """Open the link (done for you by the first call that needs it)."""
+        async with self._connect_lock:
+            if not self._connected:
+                await self.link.connect(self._on_notify)
+                self._connected = True
+        return self
+
+    async def __aenter__(self) -> HubClient:
+        return await self.connect()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def request(self, op: str, params: dict[str, Any]) -> Any:
+        """Run a control-plane op on the hub (see docs/protocol.md for the ops)."""
+        if not self._connected:
+            await self.connect()
+        return await self.link.request(op, params)
+
+    def _on_notify(self, envelope: Envelope, recipient_id: str) -> None:
+        agent = self._agents.get(recipient_id)
+        if agent is not None:
+            agent.deliver(envelope)
+        else:
+            log.debug("delivery for %s, which this client does not host", recipient_id)
+
+    async def receipt(self, envelope: Envelope, status: str, recipient_id: str, reason: str = "") -> None:
+        """Ack or nack one delivery (the agent lanes do this for you)."""
+        await self.link.receipt(
+            envelope.envelope_id,
+            "ack" if status == "ack" else "nack",
+            recipient_id,
+            envelope.channel_id,
+            reason,
+        )
+
+    # agents
+
+    async def register(
+        self,
+        agent: Agent | None = None,
+        passport: Passport | None = None,
+        resume: Resume | None = None,
+        *,
+        name: str | None = None,
+        rule: Rule | None = None,
+        skill_md: str | None = None,
+        attach_plugin: bool = False,
+        handle_turns: bool = True,
+    ) -> AgentClient:
+        """Register an agent and start receiving its deliveries.
+
+        The passport defaults to one named after the agent (or ``name``); the
+        resume to the agent's ``capabilities`` and ``summary`` if it has them.
+        With ``attach_plugin`` the agent gets its :class:`AgentClient` as
+        ``agent.network``, so its turns can discover peers and open channels.
+        """
+        if passport is None:
+            agent_name = name or getattr(agent, "name", None)
+            if not agent_name:
+                raise UsageError("register needs a name: pass an agent with .name, a passport, or name=")
+            passport = Passport(name=agent_name)
+        if resume is None:
+            resume = Resume(
+                claimed_capabilities=list(getattr(agent, "capabilities", []) or []),
+                summary=str(getattr(agent, "summary", "") or ""),
+            )
+        raw = await self.request(
+            "register", {"passport": passport, "resume": resume, "rule": rule, "skill_md": skill_md}
+        )
+        return self._host(
+            agent, as_type(Passport, raw), attach_plugin=attach_plugin, handle_turns=handle_turns
+        )
+
+    async def attach(
+        self,
+        agent: Agent | None,
+        name: str,
+        *,
+        since_envelope_id: str | None = "",
+        attach_plugin: bool = False,
+        handle_turns: bool = True,
+    ) -> AgentClient:
+        """Act again as an already registered agent; replays what it has not acked.
+
+        ``since_envelope_id=""`` replays everything past its ack cursors; an id
+        replays only what is newer; None replays nothing.
+        """
+        passport = as_type(Passport, await self.request("attach", {"name": name}))
+        client = self._host(agent, passport, attach_plugin=attach_plugin, handle_turns=handle_turns)
+        if since_envelope_id is not None:
+            await self.request(
+                "replay", {"agent_id": client.agent_id, "since_envelope_id": since_envelope_id}
+            )
+        return client
+
+    def _host(
+        self, agent: Agent | None, passport: Passport, *, attach_plugin: bool, handle_turns: bool
+    ) -> AgentClient:
+        client = AgentClient(self, agent, passport, handle_turns=handle_turns)
+        assert passport.agent_id is not None
+        self._agents[passport.agent_id] = client
+        self._ids_by_name[passport.name] = passport.agent_id
+        if attach_plugin and agent is not None:
+            agent.network = client  # type: ignore[attr-defined]
+        return client
+
+    async def agent_id_of(self, name_or_id: str) -> str:
+        """The agent id for a name (ids pass through)."""
+        known = self._ids_by_name.get(name_or_id)
+        if known is not None:
+            return known
+        if name_or_id in self._agents:
+            return name_or_id
+        passport = await self.get_agent(name_or_id)
+        assert passport.agent_id is not None
+        self._ids_by_name[passport.name] = passport.agent_id
+        return passport.agent_id
+
+    # reads
+
+    async def get_agent(self, name_or_id: str) -> Passport:
+        return as_type(Passport, await self.request("get_agent", {"name_or_id": name_or_id}))  # type: ignore[no-any-return]
+
+    async def list_agents(self, *, capability: str | None = None, limit: int = 50) -> list[Passport]:
+        raw = await self.request("list_agents", {"capability": capability, "limit": limit})
+        return as_type(list[Passport], raw)  # type: ignore[no-any-return]
+
+    async def discover(self, capability: str, *, limit: int = 10) -> list[Passport]:
+        """Agents claiming ``capability``, best first."""
+        raw = await self.request("discover", {"capability": capability, "limit": limit})
+        return as_type(list[Passport], raw)  # type: ignore[no-any-return]
+
+    async def get_channel(self, channel_id: str) -> ChannelMetadata:
+        return as_type(ChannelMetadata, await self.request("get_channel", {"channel_id": channel_id}))  # type: ignore[no-any-return]
+
+    async def close_channel(self, channel_id: str, reason: str = "closed") -> ChannelMetadata:
+        raw = await self.request("close_channel", {"channel_id": channel_id, "reason": reason})
+        return as_type(ChannelMetadata, raw)  # type: ignore[no-any-return]
+
+    async def read_wal(
+        self, channel_id: str, *, since: str | None = None, until: str | None = None, limit: int | None = None
+    ) -> list[Envelope]:
+        """A channel's envelopes after ``since``, oldest first."""
+        raw = await self.request(
+            "read_wal", {"channel_id": channel_id, "since": since, "until": until, "limit": limit}
+        )
+        return as_type(list[Envelope], raw)  # type: ignore[no-any-return]
+
+    async def hub_status(self) -> dict[str, Any]:
+        return dict(await self.request("hub_status", {}))
+
+    async def aclose(self) -> None:
+        """Stop every hosted agent and close the link."""
+        for client in list(self._agents.values()):
+            await client.aclose()
+        self._agents.clear()
+        if self._connected:
+            await self.link.aclose()
+            self._connected = False

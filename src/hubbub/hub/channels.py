@@ -1,0 +1,276 @@
+"""Channel records and the post path.
+
+``post`` is the hot path: look up the channel (dict), check the sender and
+audience (set lookups), ask the adapter on the cached state, stamp, append to
+the store (the store fixes the order at once), fold, apply lifecycle effects,
+then await durability and hand the envelope to delivery. Nothing here scans a
+WAL or lists agents or channels. Steps up to the append run with no ``await``
+between them, so concurrent posts to one channel are serialised by the event
+loop itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any
+
+import msgspec
+
+from ..adapters.base import ChannelAdapter
+from ..errors import AccessDeniedError, ChannelClosedError, NotFoundError, ProtocolError
+from ..model._time import iso_now
+from ..model.channel import ChannelMetadata, ChannelState
+from ..model.envelope import (
+    EV_CHANNEL_CLOSED,
+    EV_CHANNEL_EXPIRED,
+    EV_CHANNEL_INVITE_ACK,
+    EV_CHANNEL_INVITE_REJECT,
+    EV_CHANNEL_OPENED,
+    Envelope,
+    is_control_event,
+)
+from ..model.ids import MonotonicIds
+from ..storage.base import Store
+from .delivery import Delivery
+
+__all__ = ["HUB_SENDER", "ChannelRecord", "Channels"]
+
+HUB_SENDER = "hub"
+"""``sender_id`` of envelopes the hub itself writes (opened, closed, expired)."""
+
+_CLIENT_CONTROL = frozenset({EV_CHANNEL_INVITE_ACK, EV_CHANNEL_INVITE_REJECT})
+
+
+class ChannelRecord:
+    """A live channel: metadata, its adapter, the cached adapter state."""
+
+    __slots__ = ("activated", "adapter", "idempotency", "members", "metadata", "replying", "state")
+
+    def __init__(self, metadata: ChannelMetadata, adapter: ChannelAdapter, state: Any) -> None:
+        self.metadata = metadata
+        self.adapter = adapter
+        self.state = state
+        self.members = frozenset(metadata.participant_ids())
+        self.idempotency: dict[tuple[str, str], str] = {}
+        self.replying: set[tuple[str, str]] = set()
+        self.activated: asyncio.Future[ChannelMetadata] | None = None
+
+    @property
+    def id(self) -> str:
+        return self.metadata.channel_id
+
+
+class Channels:
+    """Every channel the hub knows, and the post path into them."""
+
+    def __init__(self, store: Store, delivery: Delivery, ids: MonotonicIds) -> None:
+        self._store = store
+        self._delivery = delivery
+        self._ids = ids
+        self._records: dict[str, ChannelRecord] = {}
+        self._by_agent: dict[str, set[str]] = {}
+
+    # lookup
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def add(self, record: ChannelRecord) -> None:
+        """Track a channel (new, or loaded at start-up)."""
+        self._records[record.id] = record
+        for agent_id in record.members:
+            self._by_agent.setdefault(agent_id, set()).add(record.id)
+
+    def get(self, channel_id: str) -> ChannelRecord:
+        """A channel by id; :class:`NotFoundError` naming it if unknown."""
+        record = self._records.get(channel_id)
+        if record is None:
+            raise NotFoundError(
+                f"no channel {channel_id!r} on this hub; open one with AgentClient.open()",
+                channel_id=channel_id,
+                reason="unknown_channel",
+            )
+        return record
+
+    def all(self) -> list[ChannelRecord]:
+        """Every channel (for listings, not for the hot path)."""
+        return list(self._records.values())
+
+    def of_agent(self, agent_id: str) -> list[ChannelRecord]:
+        """Channels ``agent_id`` takes part in."""
+        return [self._records[c] for c in self._by_agent.get(agent_id, ())]
+
+    def open_count(self, agent_id: str) -> int:
+        """How many non-terminal channels ``agent_id`` is in."""
+        return sum(1 for c in self._by_agent.get(agent_id, ()) if not self._records[c].metadata.is_terminal())
+
+    # post path
+
+    async def post(self, envelope: Envelope, sender_id: str) -> str:
+        """Validate, stamp, append, fold and deliver ``envelope`` from ``sender_id``.
+
+        Returns the envelope id once the envelope is durable. A retry with the
+        same ``idempotency_key`` returns the first id and writes nothing.
+        """
+        record = self._records.get(envelope.channel_id)
+        if record is None:
+            self.get(envelope.channel_id)
+        assert record is not None
+        if envelope.sender_id != sender_id:
+            envelope = msgspec.structs.replace(envelope, sender_id=sender_id)
+        key = envelope.idempotency_key
+        if key is not None:
+            earlier = record.idempotency.get((sender_id, key))
+            if earlier is None:
+                earlier = await self._store.find_by_idempotency_key(record.id, sender_id, key)
+            if earlier is not None:
+                return earlier
+        self._check(record, envelope, sender_id)
+        stamped, durable = self._commit(record, envelope)
+        if key is not None:
+            record.idempotency[(sender_id, key)] = stamped.envelope_id
+        followups = self._apply(record, stamped)
+        await durable
+        self._delivery.dispatch(stamped, record.metadata.participant_ids())
+        if followups is not None:
+            await self.settle(record, followups)
+        return stamped.envelope_id
+
+    def _check(self, record: ChannelRecord, envelope: Envelope, sender_id: str) -> None:
+        meta = record.metadata
+        if sender_id not in record.members:
+            raise AccessDeniedError(
+                f"{sender_id} is not a participant of channel {meta.channel_id}; "
+                "only its participants may send",
+                channel_id=meta.channel_id,
+                agent_id=sender_id,
+                reason="not_a_participant",
+            )
+        event_type = envelope.event_type
+        if meta.state.is_terminal:
+            raise ChannelClosedError(
+                f"channel {meta.channel_id} is {meta.state.value} "
+                f"({meta.close_reason or 'no reason given'}); "
+                f"{sender_id} cannot send {event_type!r} to it. Open a new channel.",
+                channel_id=meta.channel_id,
+                agent_id=sender_id,
+                reason=meta.state.value,
+            )
+        if envelope.audience is not None:
+            outsiders = [a for a in envelope.audience if a not in record.members]
+            if outsiders or not envelope.audience:
+                raise AccessDeniedError(
+                    f"audience of a send by {sender_id} in channel {meta.channel_id} must be a non-empty "
+                    f"subset of its participants; not participants: {outsiders}",
+                    channel_id=meta.channel_id,
+                    agent_id=sender_id,
+                    reason="audience_outside_channel",
+                )
+        if is_control_event(event_type):
+            if event_type not in _CLIENT_CONTROL and not event_type.startswith("ag2.task."):
+                raise ProtocolError(
+                    f"{sender_id} may not post {event_type!r} to channel {meta.channel_id}: the hub writes "
+                    "channel lifecycle events itself; close a channel with close_channel",
+                    channel_id=meta.channel_id,
+                    agent_id=sender_id,
+                    reason="reserved_event_type",
+                )
+            if event_type in _CLIENT_CONTROL and sender_id not in meta.pending_acks:
+                raise ProtocolError(
+                    f"{sender_id} has no pending invite to answer in channel {meta.channel_id}",
+                    channel_id=meta.channel_id,
+                    agent_id=sender_id,
+                    reason="no_pending_invite",
+                )
+            return
+        if meta.state is not ChannelState.ACTIVE:
+            raise ChannelClosedError(
+                f"channel {meta.channel_id} is still {meta.state.value}: invitees have not all acked; "
+                f"{sender_id} can send once it is active",
+                channel_id=meta.channel_id,
+                agent_id=sender_id,
+                reason="not_active",
+            )
+        record.adapter.validate_send(meta, record.state, envelope)
+
+    def _commit(self, record: ChannelRecord, envelope: Envelope) -> tuple[Envelope, Awaitable[None]]:
+        """Stamp and append, with no await: the store fixes the order now."""
+        stamped = msgspec.structs.replace(envelope, envelope_id=self._ids(), created_at=iso_now())
+        durable = self._store.append(stamped)
+        record.state = record.adapter.fold(record.state, stamped)
+        return stamped, durable
+
+    def commit_hub_event(
+        self,
+        record: ChannelRecord,
+        event_type: str,
+        data: dict[str, Any],
+        *,
+        sender_id: str = HUB_SENDER,
+        audience: list[str] | None = None,
+    ) -> tuple[Envelope, Awaitable[None]]:
+        """Write an envelope the hub itself originates (invites, opened, closed)."""
+        envelope = Envelope(
+            channel_id=record.id,
+            sender_id=sender_id,
+            event_type=event_type,
+            event_data=data,
+            audience=audience,
+        )
+        return self._commit(record, envelope)
+
+    def _apply(
+        self, record: ChannelRecord, envelope: Envelope
+    ) -> list[tuple[Envelope, Awaitable[None]]] | None:
+        """Lifecycle effects of an accepted envelope, decided before anything awaits.
+
+        None: the channel's metadata did not change. A list (maybe empty): it
+        did; the list holds hub envelopes to deliver once durable.
+        """
+        meta = record.metadata
+        event_type = envelope.event_type
+        sender = envelope.sender_id
+        if event_type == EV_CHANNEL_INVITE_ACK:
+            meta.pending_acks = [a for a in meta.pending_acks if a != sender]
+            if not meta.pending_acks and meta.state is ChannelState.PENDING:
+                meta.state = ChannelState.ACTIVE
+                return [
+                    self.commit_hub_event(record, EV_CHANNEL_OPENED, {"participants": meta.participant_ids()})
+                ]
+            return []
+        if event_type == EV_CHANNEL_INVITE_REJECT:
+            meta.rejected_by = [*meta.rejected_by, sender]
+            meta.pending_acks = [a for a in meta.pending_acks if a != sender]
+            return self.terminate(record, ChannelState.CLOSED, "invite_rejected")
+        if is_control_event(event_type):
+            return None
+        result = record.adapter.on_accepted(meta, record.state, envelope)
+        if result.next_state is not None and result.next_state.is_terminal:
+            return self.terminate(record, result.next_state, result.close_reason or "closed_by_adapter")
+        return None
+
+    def terminate(
+        self, record: ChannelRecord, state: ChannelState, reason: str
+    ) -> list[tuple[Envelope, Awaitable[None]]]:
+        """Move a channel to CLOSED or EXPIRED now; returns the closing envelope to settle."""
+        meta = record.metadata
+        if meta.is_terminal():
+            return []
+        meta.state = state
+        meta.close_reason = reason
+        meta.closed_at = iso_now()
+        event = EV_CHANNEL_EXPIRED if state is ChannelState.EXPIRED else EV_CHANNEL_CLOSED
+        return [self.commit_hub_event(record, event, {"reason": reason, "state": state.value})]
+
+    async def settle(self, record: ChannelRecord, followups: list[tuple[Envelope, Awaitable[None]]]) -> None:
+        """Persist changed metadata, deliver hub envelopes once durable, wake a waiting creator."""
+        await self._store.put_channel(record.metadata)
+        participants = record.metadata.participant_ids()
+        for envelope, durable in followups:
+            await durable
+            self._delivery.dispatch(envelope, participants)
+        waiter = record.activated
+        meta = record.metadata
+        if waiter is not None and not waiter.done() and meta.state is not ChannelState.PENDING:
+            waiter.set_result(meta)

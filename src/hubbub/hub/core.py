@@ -1,0 +1,393 @@
+"""The hub: one object that owns the registry, the channels and delivery.
+
+Use it embedded (``async with Hub() as hub``) and reach it from clients
+through a link (``HubClient(LocalLink(hub))``). Every public method here is
+also a control-plane op a remote client can call (see ``hub/session.py``).
+"""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+from typing import Any
+
+import msgspec
+
+from ..adapters.base import AgentReply, ChannelAdapter
+from ..adapters.registry import AdapterRegistry
+from ..adapters.views import ViewPolicy, view_policy_by_name
+from ..errors import ChannelRuleError, UsageError
+from ..model._time import iso_now, to_iso
+from ..model.channel import ChannelMetadata, ChannelState
+from ..model.envelope import EV_TEXT, Envelope
+from ..model.identity import Passport, Resume
+from ..model.ids import MonotonicIds, make_id
+from ..model.rule import Rule, validate_rule
+from ..model.turn import PendingTurn, TurnContext
+from ..storage.base import AgentRecord, Store
+from ..storage.memory import MemoryStore
+from .channels import ChannelRecord, Channels
+from .deadlines import Deadlines
+from .delivery import Delivery, Endpoint
+from .lifecycle import Lifecycle
+from .registry import Registry
+
+__all__ = ["Hub"]
+
+
+class Hub:
+    """An agent hub. ``store`` defaults to a :class:`MemoryStore`.
+
+    ``invite_ack_timeout`` (seconds) bounds how long an open waits for invitees.
+    Call :meth:`start` (or use ``async with``) before anything else.
+    """
+
+    def __init__(self, store: Store | None = None, *, invite_ack_timeout: float = 30.0) -> None:
+        self.store: Store = store if store is not None else MemoryStore()
+        self.hub_id = make_id()
+        self.adapters = AdapterRegistry()
+        self.registry = Registry()
+        self.delivery = Delivery()
+        self._ids = MonotonicIds()
+        self._deadlines = Deadlines()
+        self.channels = Channels(self.store, self.delivery, self._ids)
+        self.lifecycle = Lifecycle(
+            self.store,
+            self.registry,
+            self.channels,
+            self.adapters,
+            self._deadlines,
+            invite_ack_timeout=invite_ack_timeout,
+        )
+        self._started = False
+        self._started_at = 0.0
+
+    # lifecycle of the hub itself
+
+    async def start(self) -> Hub:
+        """Load what the store holds and arm channel deadlines."""
+        if self._started:
+            return self
+        for record in await self.store.load_agents():
+            self.registry.add(record)
+        for metadata in await self.store.load_channels():
+            await self._restore_channel(metadata)
+        self.delivery.load_cursors(await self.store.load_cursors())
+        self._started = True
+        self._started_at = time.time()
+        return self
+
+    async def _restore_channel(self, metadata: ChannelMetadata) -> None:
+        adapter = self.adapters.get(metadata.manifest.type, metadata.manifest.version)
+        state = adapter.initial_state(metadata)
+        since: str | None = None
+        while batch := await self.store.read_wal(metadata.channel_id, since=since, limit=1000):
+            for envelope in batch:
+                state = adapter.fold(state, envelope)
+            since = batch[-1].envelope_id
+            self._ids.advance_past(since)
+        record = ChannelRecord(metadata, adapter, state)
+        self.channels.add(record)
+        self.lifecycle.schedule(record)
+
+    async def aclose(self) -> None:
+        """Stop deadlines and close the store."""
+        await self._deadlines.aclose()
+        await self.store.aclose()
+        self._started = False
+
+    async def __aenter__(self) -> Hub:
+        return await self.start()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def register_adapter(self, adapter: ChannelAdapter, *, replace: bool = False) -> None:
+        """Add a channel type (see :class:`~hubbub.adapters.ChannelAdapter`)."""
+        self.adapters.register(adapter, replace=replace)
+
+    # identity and discovery
+
+    async def register(
+        self,
+        passport: Passport,
+        resume: Resume | None = None,
+        *,
+        rule: Rule | None = None,
+        skill_md: str | None = None,
+    ) -> Passport:
+        """Add an agent; returns its passport with ``agent_id`` and ``created_at`` stamped."""
+        if not passport.name or not isinstance(passport.name, str):
+            raise UsageError("a passport needs a non-empty name")
+        if self.registry.id_for_name(passport.name) is not None:
+            raise UsageError(
+                f"an agent named {passport.name!r} is already registered; pick another name, "
+                "or attach to the existing identity with HubClient.attach()",
+                reason="name_taken",
+            )
+        stamped = msgspec.structs.replace(passport, agent_id=make_id(), created_at=iso_now())
+        record = AgentRecord(
+            passport=stamped,
+            resume=msgspec.structs.replace(resume or Resume(), last_updated=iso_now()),
+            rule=validate_rule(rule or Rule()),
+            skill_md=skill_md,
+        )
+        await self.store.put_agent(record)
+        self.registry.add(record)
+        return stamped
+
+    async def unregister(self, agent_id: str) -> None:
+        """Remove an agent from the directory (its channels and WAL stay)."""
+        record = self.registry.remove(self.registry.get(agent_id).passport.agent_id or agent_id)
+        assert record.passport.agent_id is not None
+        self.delivery.unbind(record.passport.agent_id)
+        await self.store.delete_agent(record.passport.agent_id)
+
+    def get_agent(self, name_or_id: str) -> Passport:
+        """An agent's passport by name or id."""
+        return self.registry.get(name_or_id).passport
+
+    def get_resume(self, agent_id: str) -> Resume:
+        return self.registry.get(agent_id).resume
+
+    def get_rule(self, agent_id: str) -> Rule:
+        return self.registry.get(agent_id).rule
+
+    async def set_resume(self, agent_id: str, resume: Resume) -> None:
+        record = self.registry.get(agent_id)
+        updated = msgspec.structs.replace(
+            record, resume=msgspec.structs.replace(resume, last_updated=iso_now())
+        )
+        await self.store.put_agent(updated)
+        self.registry.add(updated)
+
+    async def set_rule(self, agent_id: str, rule: Rule) -> None:
+        record = self.registry.get(agent_id)
+        updated = msgspec.structs.replace(record, rule=validate_rule(rule))
+        await self.store.put_agent(updated)
+        self.registry.add(updated)
+
+    def list_agents(
+        self, *, capability: str | None = None, kind: str | None = None, limit: int = 50
+    ) -> list[Passport]:
+        """Passports, optionally only those claiming ``capability`` (best first)."""
+        return [r.passport for r in self.registry.select(capability=capability, kind=kind, limit=limit)]
+
+    def discover(self, capability: str, *, limit: int = 10) -> list[Passport]:
+        """Agents claiming ``capability``, ranked: exact claim, success rate, latency."""
+        return [r.passport for r in self.registry.discover(capability, limit=limit)]
+
+    # channels
+
+    async def create_channel(
+        self,
+        creator_id: str,
+        type: str,
+        participants: list[str],
+        *,
+        version: int = 1,
+        knobs: dict[str, Any] | None = None,
+        ttl: str | float | None = None,
+        labels: dict[str, str] | None = None,
+        intent: str | None = None,
+    ) -> ChannelMetadata:
+        """Open a channel; returns once every invitee acked (see :class:`Lifecycle`)."""
+        return await self.lifecycle.create(
+            creator_id,
+            type,
+            participants,
+            version=version,
+            knobs=knobs,
+            ttl=ttl,
+            labels=labels,
+            intent=intent,
+        )
+
+    async def close_channel(self, channel_id: str, reason: str = "closed") -> ChannelMetadata:
+        """Close a channel; participants get ``EV_CHANNEL_CLOSED``."""
+        return await self.lifecycle.close(channel_id, reason or "closed")
+
+    def get_channel(self, channel_id: str) -> ChannelMetadata:
+        return self.channels.get(channel_id).metadata
+
+    def list_channels(
+        self, *, agent_id: str | None = None, state: ChannelState | str | None = None, limit: int = 50
+    ) -> list[ChannelMetadata]:
+        """Channels, newest first, optionally only ``agent_id``'s or in ``state``."""
+        records = self.channels.of_agent(agent_id) if agent_id else self.channels.all()
+        metas = [r.metadata for r in records if state is None or r.metadata.state == state]
+        metas.sort(key=lambda m: m.created_at, reverse=True)
+        return metas[:limit]
+
+    # envelopes
+
+    async def post_envelope(self, envelope: Envelope, *, sender_id: str | None = None) -> str:
+        """Post ``envelope`` as ``sender_id`` (default: its own ``sender_id``).
+
+        After this returns the envelope is durable; deliveries happen as soon
+        as it is. Raises a :class:`HubbubError` naming the channel, the agent
+        and the rule when the send is refused.
+        """
+        sender = sender_id if sender_id is not None else envelope.sender_id
+        if not sender:
+            raise UsageError("post_envelope needs a sender: set envelope.sender_id or pass sender_id=")
+        return await self.channels.post(envelope, sender)
+
+    async def read_wal(
+        self, channel_id: str, *, since: str | None = None, until: str | None = None, limit: int | None = None
+    ) -> list[Envelope]:
+        """Envelopes after ``since`` up to ``until``, oldest first, at most ``limit``."""
+        self.channels.get(channel_id)
+        return await self.store.read_wal(channel_id, since=since or None, until=until, limit=limit)
+
+    def can_send(self, channel_id: str, sender_id: str, event_type: str = EV_TEXT) -> bool:
+        """Whether ``sender_id`` could send ``event_type`` to the channel right now."""
+        record = self.channels.get(channel_id)
+        meta = record.metadata
+        if sender_id not in record.members or meta.state is not ChannelState.ACTIVE:
+            return False
+        probe = Envelope(channel_id=channel_id, sender_id=sender_id, event_type=event_type)
+        try:
+            record.adapter.validate_send(meta, record.state, probe)
+        except ChannelRuleError:
+            return False
+        return True
+
+    async def find_envelope_by_causation(
+        self, channel_id: str, sender_id: str, causation_id: str
+    ) -> Envelope | None:
+        """The envelope ``sender_id`` posted in reply to ``causation_id``, if any."""
+        self.channels.get(channel_id)
+        return await self.store.find_by_causation(channel_id, sender_id, causation_id)
+
+    def pending_turns_for(self, agent_id: str) -> list[PendingTurn]:
+        """Turns the protocol expects from ``agent_id`` in its active channels."""
+        turns = []
+        for record in self.channels.of_agent(agent_id):
+            if record.metadata.state is not ChannelState.ACTIVE:
+                continue
+            expected = record.adapter.expected_next(record.metadata, record.state)
+            if expected is not None and expected.agent_id == agent_id:
+                turns.append(
+                    PendingTurn(channel_id=record.id, triggering_envelope_id=expected.triggering_envelope_id)
+                )
+        return turns
+
+    async def turn_context(self, channel_id: str, agent_id: str, envelope_id: str) -> TurnContext:
+        """Whether ``envelope_id`` puts the turn on ``agent_id``, and what it sees if so."""
+        record = self.channels.get(channel_id)
+        meta = record.metadata
+        if meta.state is not ChannelState.ACTIVE:
+            return TurnContext(is_turn=False, reason=f"channel is {meta.state.value}")
+        expected = record.adapter.expected_next(meta, record.state)
+        if expected is None or expected.agent_id != agent_id:
+            return TurnContext(is_turn=False, reason="not this agent's turn")
+        if expected.triggering_envelope_id != envelope_id:
+            return TurnContext(is_turn=False, reason="a later envelope holds the turn")
+        if await self.store.find_by_causation(channel_id, agent_id, envelope_id) is not None:
+            return TurnContext(is_turn=False, reason="already replied", already_replied=True)
+        envelope = await self.store.get_envelope(channel_id, envelope_id)
+        if envelope is None:
+            return TurnContext(is_turn=False, reason="envelope not in this channel")
+        view = self._view_for(record, agent_id)
+        history = await self.store.read_wal(channel_id, until=envelope_id)
+        names = {a: self.registry.name_of(a) for a in record.members}
+        return TurnContext(
+            is_turn=True,
+            channel=meta,
+            prompt=record.adapter.turn_input(envelope) or "",
+            transcript=view.project(history, agent_id, names),
+            names=names,
+            context=dict(getattr(record.state, "context_vars", None) or {}),
+            envelope=envelope,
+        )
+
+    def _view_for(self, record: ChannelRecord, agent_id: str) -> ViewPolicy:
+        meta = record.metadata
+        overrides = meta.knobs.get("views")
+        if isinstance(overrides, dict):
+            name = overrides.get(agent_id) or overrides.get(self.registry.name_of(agent_id))
+            if isinstance(name, str):
+                return view_policy_by_name(name, int(meta.knobs.get("window", 10)))
+        return record.adapter.default_view(meta, agent_id)
+
+    async def post_reply(
+        self, channel_id: str, agent_id: str, causation_id: str, reply: AgentReply
+    ) -> str | None:
+        """Post an agent's turn result, shaped by the channel's adapter, in reply to ``causation_id``.
+
+        Idempotent per ``(agent, causation_id)``: a second call returns the first reply's id.
+        """
+        record = self.channels.get(channel_id)
+        key = (agent_id, causation_id)
+        earlier = await self.store.find_by_causation(channel_id, agent_id, causation_id)
+        if earlier is not None:
+            return earlier.envelope_id
+        if key in record.replying:
+            return None
+        envelope = record.adapter.reply_envelope(record.metadata, record.state, agent_id, reply)
+        if envelope is None:
+            return None
+        cause = await self.store.get_envelope(channel_id, causation_id)
+        envelope = msgspec.structs.replace(
+            envelope,
+            causation_id=causation_id,
+            depth=cause.depth if cause else 0,
+            task_id=cause.task_id if cause else None,
+            trace_id=cause.trace_id if cause else None,
+        )
+        record.replying.add(key)
+        try:
+            return await self.channels.post(envelope, agent_id)
+        finally:
+            record.replying.discard(key)
+
+    # delivery
+
+    def bind(self, agent_id: str, endpoint: Endpoint) -> None:
+        """Deliver ``agent_id``'s envelopes to ``endpoint``."""
+        self.registry.get(agent_id)
+        self.delivery.bind(agent_id, endpoint)
+
+    def unbind(self, agent_id: str, endpoint: Endpoint | None = None) -> None:
+        self.delivery.unbind(agent_id, endpoint)
+
+    async def ack(self, agent_id: str, channel_id: str, envelope_id: str) -> None:
+        """``agent_id`` processed ``envelope_id``: advance its cursor for the channel."""
+        if self.delivery.ack(agent_id, channel_id, envelope_id):
+            await self.store.set_cursor(agent_id, channel_id, envelope_id)
+
+    async def replay(self, agent_id: str, *, since: str | None = None) -> int:
+        """Deliver again everything ``agent_id`` has not acked (past ``since`` too), per channel in order."""
+        endpoint = self.delivery.endpoint_of(agent_id)
+        if endpoint is None:
+            return 0
+        sent = 0
+        for record in self.channels.of_agent(agent_id):
+            cursor = self.delivery.cursor(agent_id, record.id)
+            start = max(filter(None, (cursor, since)), default=None)
+            while batch := await self.store.read_wal(record.id, since=start, limit=500):
+                for envelope in batch:
+                    if envelope.sender_id != agent_id and (
+                        envelope.audience is None or agent_id in envelope.audience
+                    ):
+                        endpoint.deliver(envelope, agent_id)
+                        sent += 1
+                start = batch[-1].envelope_id
+        return sent
+
+    def status(self) -> dict[str, Any]:
+        """Counters for operators: agents, connected agents, channels by state."""
+        by_state: dict[str, int] = {}
+        for record in self.channels.all():
+            by_state[record.metadata.state.value] = by_state.get(record.metadata.state.value, 0) + 1
+        return {
+            "hub_id": self.hub_id,
+            "started_at": to_iso(self._started_at) if self._started_at else None,
+            "agents": len(self.registry),
+            "channels": len(self.channels),
+            "channels_by_state": by_state,
+            "adapters": self.adapters.types(),
+        }

@@ -1,0 +1,270 @@
+"""One connection's view of the hub: control-plane ops with per-connection authorization.
+
+Transports (in-process ``LocalLink``, WebSocket) create a :class:`Session` per
+connection and feed it ops by name. A connection acts only as the agents bound
+to it (by ``register`` or ``attach``): an envelope's sender, an agent-scoped
+op's ``agent_id`` and a channel read's participant must be one of them.
+Params may be plain JSON values (from the wire) or the typed records
+themselves (in process); results are typed records the transport encodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import msgspec
+
+from ..adapters.base import AgentReply
+from ..errors import AccessDeniedError, ProtocolError
+from ..model.envelope import EV_TEXT, Envelope
+from ..model.identity import Passport, Resume
+from ..model.rule import Rule
+from .core import Hub
+from .delivery import Endpoint
+
+__all__ = ["Session"]
+
+T = TypeVar("T")
+
+
+def _as(cls: type[T], value: Any, what: str) -> T:
+    if isinstance(value, cls):
+        return value
+    try:
+        return msgspec.convert(value, cls)
+    except msgspec.ValidationError as exc:
+        raise ProtocolError(f"{what} is not a valid {cls.__name__}: {exc}") from exc
+
+
+def _str(params: dict[str, Any], key: str, *, optional: bool = False) -> Any:
+    value = params.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ProtocolError(f"param {key!r} must be a non-empty string, got {value!r}")
+    return value
+
+
+Op = Callable[["Session", dict[str, Any]], Awaitable[Any]]
+
+
+class Session:
+    """The hub side of one connection."""
+
+    def __init__(self, hub: Hub, endpoint: Endpoint) -> None:
+        self.hub = hub
+        self.endpoint = endpoint
+        self.bound: set[str] = set()
+
+    async def call(self, op: str, params: dict[str, Any]) -> Any:
+        """Run control-plane ``op``; raises a :class:`HubbubError` the transport reports."""
+        handler = _OPS.get(op)
+        if handler is None:
+            raise ProtocolError(f"unknown op {op!r}; known ops: {', '.join(sorted(_OPS))}")
+        if not isinstance(params, dict):
+            raise ProtocolError(f"params of op {op!r} must be an object, got {type(params).__name__}")
+        return await handler(self, params)
+
+    async def receipt(self, envelope_id: str, status: str, recipient_id: str, channel_id: str) -> None:
+        """An ack advances ``recipient_id``'s cursor; a nack leaves it (the envelope is replayed)."""
+        self._require_bound(recipient_id)
+        if status == "ack":
+            await self.hub.ack(recipient_id, channel_id, envelope_id)
+
+    def bind(self, agent_id: str) -> None:
+        self.bound.add(agent_id)
+        self.hub.bind(agent_id, self.endpoint)
+
+    def close(self) -> None:
+        """The connection is gone: stop delivering to its agents."""
+        for agent_id in self.bound:
+            self.hub.unbind(agent_id, self.endpoint)
+        self.bound.clear()
+
+    def _require_bound(self, agent_id: Any) -> str:
+        if not isinstance(agent_id, str) or agent_id not in self.bound:
+            raise AccessDeniedError(
+                f"this connection does not act as agent {agent_id!r}; register or attach it first",
+                agent_id=agent_id if isinstance(agent_id, str) else None,
+                reason="not_bound",
+            )
+        return agent_id
+
+    def _require_member(self, channel_id: str) -> None:
+        record = self.hub.channels.get(channel_id)
+        if not (self.bound & record.members):
+            raise AccessDeniedError(
+                f"none of this connection's agents takes part in channel {channel_id}",
+                channel_id=channel_id,
+                reason="not_a_participant",
+            )
+
+    # ops
+
+    async def _register(self, p: dict[str, Any]) -> Passport:
+        passport = _as(Passport, p.get("passport"), "passport")
+        resume = _as(Resume, p.get("resume") or {}, "resume")
+        rule = _as(Rule, p["rule"], "rule") if p.get("rule") is not None else None
+        registered = await self.hub.register(passport, resume, rule=rule, skill_md=p.get("skill_md"))
+        assert registered.agent_id is not None
+        self.bind(registered.agent_id)
+        return registered
+
+    async def _attach(self, p: dict[str, Any]) -> Passport:
+        passport = self.hub.get_agent(_str(p, "name"))
+        assert passport.agent_id is not None
+        self.bind(passport.agent_id)
+        return passport
+
+    async def _replay(self, p: dict[str, Any]) -> int:
+        agent_id = self._require_bound(p.get("agent_id"))
+        since = p.get("since_envelope_id")
+        return await self.hub.replay(agent_id, since=since if isinstance(since, str) and since else None)
+
+    async def _get_agent(self, p: dict[str, Any]) -> Passport:
+        return self.hub.get_agent(_str(p, "name_or_id"))
+
+    async def _find_agent_id(self, p: dict[str, Any]) -> str | None:
+        return self.hub.registry.id_for_name(_str(p, "name"))
+
+    async def _names_for(self, p: dict[str, Any]) -> dict[str, str]:
+        return {a: self.hub.registry.name_of(a) for a in p.get("agent_ids") or []}
+
+    async def _get_resume(self, p: dict[str, Any]) -> Resume:
+        return self.hub.get_resume(_str(p, "agent_id"))
+
+    async def _get_rule(self, p: dict[str, Any]) -> Rule:
+        return self.hub.get_rule(_str(p, "agent_id"))
+
+    async def _list_agents(self, p: dict[str, Any]) -> list[Passport]:
+        return self.hub.list_agents(
+            capability=p.get("capability"), kind=p.get("kind"), limit=int(p.get("limit") or 50)
+        )
+
+    async def _discover(self, p: dict[str, Any]) -> list[Passport]:
+        return self.hub.discover(_str(p, "capability"), limit=int(p.get("limit") or 10))
+
+    async def _set_resume(self, p: dict[str, Any]) -> None:
+        await self.hub.set_resume(
+            self._require_bound(p.get("agent_id")), _as(Resume, p.get("resume"), "resume")
+        )
+
+    async def _set_rule(self, p: dict[str, Any]) -> None:
+        await self.hub.set_rule(self._require_bound(p.get("agent_id")), _as(Rule, p.get("rule"), "rule"))
+
+    async def _unregister(self, p: dict[str, Any]) -> None:
+        agent_id = self._require_bound(p.get("agent_id"))
+        await self.hub.unregister(agent_id)
+        self.bound.discard(agent_id)
+
+    async def _create_channel(self, p: dict[str, Any]) -> Any:
+        creator = self._require_bound(p.get("creator_id"))
+        participants = p.get("participants")
+        if not isinstance(participants, list) or not all(isinstance(x, str) for x in participants):
+            raise ProtocolError(
+                f"param 'participants' must be a list of agent names or ids, got {participants!r}"
+            )
+        return await self.hub.create_channel(
+            creator,
+            _str(p, "manifest_type"),
+            [x for x in participants if x != creator],
+            version=int(p.get("manifest_version") or 1),
+            knobs=p.get("knobs"),
+            ttl=p.get("ttl"),
+            labels=p.get("labels"),
+            intent=p.get("intent"),
+        )
+
+    async def _get_channel(self, p: dict[str, Any]) -> Any:
+        channel_id = _str(p, "channel_id")
+        self._require_member(channel_id)
+        return self.hub.get_channel(channel_id)
+
+    async def _list_channels(self, p: dict[str, Any]) -> Any:
+        agent_id = p.get("agent_id")
+        agents = [self._require_bound(agent_id)] if agent_id else sorted(self.bound)
+        limit = int(p.get("limit") or 50)
+        seen: dict[str, Any] = {}
+        for a in agents:
+            for meta in self.hub.list_channels(agent_id=a, state=p.get("state"), limit=limit):
+                seen[meta.channel_id] = meta
+        return list(seen.values())[:limit]
+
+    async def _close_channel(self, p: dict[str, Any]) -> Any:
+        channel_id = _str(p, "channel_id")
+        self._require_member(channel_id)
+        return await self.hub.close_channel(channel_id, p.get("reason") or "closed")
+
+    async def _post_envelope(self, p: dict[str, Any]) -> str:
+        envelope = _as(Envelope, p.get("envelope"), "envelope")
+        sender = self._require_bound(envelope.sender_id)
+        return await self.hub.post_envelope(envelope, sender_id=sender)
+
+    async def _read_wal(self, p: dict[str, Any]) -> list[Envelope]:
+        channel_id = _str(p, "channel_id")
+        self._require_member(channel_id)
+        since = p.get("since")
+        limit = p.get("limit")
+        return await self.hub.read_wal(
+            channel_id,
+            since=since if isinstance(since, str) and since else None,
+            until=p.get("until"),
+            limit=int(limit) if limit is not None else None,
+        )
+
+    async def _find_by_causation(self, p: dict[str, Any]) -> Envelope | None:
+        channel_id = _str(p, "channel_id")
+        self._require_member(channel_id)
+        return await self.hub.find_envelope_by_causation(
+            channel_id, _str(p, "sender_id"), _str(p, "causation_id")
+        )
+
+    async def _can_send(self, p: dict[str, Any]) -> bool:
+        channel_id = _str(p, "channel_id")
+        self._require_member(channel_id)
+        return self.hub.can_send(channel_id, _str(p, "sender_id"), p.get("event_type") or EV_TEXT)
+
+    async def _pending_turns_for(self, p: dict[str, Any]) -> Any:
+        return self.hub.pending_turns_for(self._require_bound(p.get("agent_id")))
+
+    async def _turn_context(self, p: dict[str, Any]) -> Any:
+        agent_id = self._require_bound(p.get("agent_id"))
+        return await self.hub.turn_context(_str(p, "channel_id"), agent_id, _str(p, "envelope_id"))
+
+    async def _post_reply(self, p: dict[str, Any]) -> str | None:
+        agent_id = self._require_bound(p.get("agent_id"))
+        reply = _as(AgentReply, p.get("reply"), "reply")
+        return await self.hub.post_reply(_str(p, "channel_id"), agent_id, _str(p, "causation_id"), reply)
+
+    async def _hub_status(self, p: dict[str, Any]) -> dict[str, Any]:
+        return self.hub.status()
+
+
+_OPS: dict[str, Op] = {
+    "register": Session._register,
+    "attach": Session._attach,
+    "replay": Session._replay,
+    "get_agent": Session._get_agent,
+    "find_agent_id": Session._find_agent_id,
+    "names_for": Session._names_for,
+    "get_resume": Session._get_resume,
+    "get_rule": Session._get_rule,
+    "list_agents": Session._list_agents,
+    "discover": Session._discover,
+    "set_resume": Session._set_resume,
+    "set_rule": Session._set_rule,
+    "unregister": Session._unregister,
+    "create_channel": Session._create_channel,
+    "get_channel": Session._get_channel,
+    "list_channels": Session._list_channels,
+    "close_channel": Session._close_channel,
+    "post_envelope": Session._post_envelope,
+    "read_wal": Session._read_wal,
+    "find_envelope_by_causation": Session._find_by_causation,
+    "can_send": Session._can_send,
+    "pending_turns_for": Session._pending_turns_for,
+    "turn_context": Session._turn_context,
+    "post_reply": Session._post_reply,
+    "hub_status": Session._hub_status,
+}

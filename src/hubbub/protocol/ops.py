@@ -1,0 +1,169 @@
+"""Control-plane operation names: the ``op`` of a :class:`~hubbub.protocol.frames.RequestFrame`.
+
+:data:`AG2_OPS` are the operations ``ag2==1.2.1``'s hub serves, with the
+same names and params, so an unmodified AG2 client works against hubbub.
+:data:`HUBBUB_OPS` are hubbub's own. Each constant's docstring lists its
+``params`` (``?`` marks optional ones) and what ``result`` holds. Agent-
+scoped ops act only as an agent bound to the calling connection.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "AG2_OPS",
+    "CAN_SEND",
+    "CHECKPOINT_TASK",
+    "CLOSE_CHANNEL",
+    "CREATE_CHANNEL",
+    "DISCOVER",
+    "FIND_AGENT_ID",
+    "FIND_ENVELOPE_BY_CAUSATION",
+    "FIRE_TASK_EVENT",
+    "GET_AGENT",
+    "GET_CHANNEL",
+    "GET_RESUME",
+    "GET_RULE",
+    "GET_SKILL",
+    "GET_TASK",
+    "HUBBUB_OPS",
+    "HUB_STATUS",
+    "LIST_AGENTS",
+    "LIST_CHANNELS",
+    "LIST_TASKS",
+    "NAMES_FOR",
+    "OBSERVE_TASK",
+    "OPS",
+    "PENDING_TURNS_FOR",
+    "POST_ENVELOPE",
+    "READ_TASK_CHECKPOINT",
+    "READ_WAL",
+    "RECORD_OBSERVATION",
+    "REGISTER",
+    "REPORT_TURN_FAILURE",
+    "SET_RESUME",
+    "SET_RULE",
+    "SET_SKILL",
+    "TURN_CONTEXT",
+    "UNREGISTER",
+    "UPDATE_TASK",
+]
+
+# Identity and registry.
+REGISTER: Final = "register"
+"""``{passport, resume, rule?, skill_md?}`` → the stamped public passport; binds the caller to it."""
+GET_AGENT: Final = "get_agent"
+"""``{name_or_id}`` → public passport."""
+GET_RESUME: Final = "get_resume"
+"""``{agent_id}`` → resume."""
+GET_SKILL: Final = "get_skill"
+"""``{agent_id}`` → skill markdown or ``None``."""
+GET_RULE: Final = "get_rule"
+"""``{agent_id}`` → rule."""
+FIND_AGENT_ID: Final = "find_agent_id"
+"""``{name}`` → agent id or ``None``."""
+NAMES_FOR: Final = "names_for"
+"""``{agent_ids}`` → ``{agent_id: name}``."""
+LIST_AGENTS: Final = "list_agents"
+"""``{capability?, query?, kind?, sort_by?, limit?=50}`` → list of public passports."""
+SET_RESUME: Final = "set_resume"
+"""``{agent_id, resume}`` → ``None``."""
+SET_SKILL: Final = "set_skill"
+"""``{agent_id, skill_md?}`` (absent or ``None`` removes it) → ``None``."""
+SET_RULE: Final = "set_rule"
+"""``{agent_id, rule}`` → ``None``."""
+UNREGISTER: Final = "unregister"
+"""``{agent_id}`` → ``None``."""
+
+# Channels and envelopes.
+CREATE_CHANNEL: Final = "create_channel"
+"""``{creator_id, manifest_type, participants, manifest_version?=1, required_acks?, ttl?, knobs?,
+intent?, labels?}`` → channel metadata."""
+GET_CHANNEL: Final = "get_channel"
+"""``{channel_id}`` → channel metadata."""
+LIST_CHANNELS: Final = "list_channels"
+"""``{agent_id?, limit?=50}`` (no agent: every agent bound here) → list of channel metadata."""
+CLOSE_CHANNEL: Final = "close_channel"
+"""``{channel_id, reason?}`` → channel metadata."""
+POST_ENVELOPE: Final = "post_envelope"
+"""``{envelope}`` → the stamped ``envelope_id`` (the first one again for a repeated idempotency key)."""
+READ_WAL: Final = "read_wal"
+"""``{channel_id, since?=0, until?}`` → list of envelopes."""
+FIND_ENVELOPE_BY_CAUSATION: Final = "find_envelope_by_causation"
+"""``{channel_id, sender_id, causation_id}`` → envelope or ``None``."""
+CAN_SEND: Final = "can_send"
+"""``{channel_id, sender_id, event_type?}`` → bool: whether the adapter would take the send now."""
+PENDING_TURNS_FOR: Final = "pending_turns_for"
+"""``{agent_id}`` → list of turns the channels still expect from that agent."""
+REPORT_TURN_FAILURE: Final = "report_turn_failure"
+"""``{channel_id, agent_id, envelope_id, error?}`` → ``None``."""
+
+# Tasks.
+GET_TASK: Final = "get_task"
+"""``{task_id}`` → task metadata."""
+LIST_TASKS: Final = "list_tasks"
+"""``{agent_id?, channel_id?, state?, limit?=50}`` → list of task metadata visible to the caller."""
+OBSERVE_TASK: Final = "observe_task"
+"""``{metadata}`` → ``None``: the hub starts tracking (or refreshes) that task."""
+UPDATE_TASK: Final = "update_task"
+"""``{task_id, state?, progress?, result?, error?}`` → ``None``."""
+RECORD_OBSERVATION: Final = "record_observation"
+"""``{owner_id, capability, outcome, latency_ms?, task_id?}`` → ``None``: feeds the resume's track record."""
+FIRE_TASK_EVENT: Final = "fire_task_event"
+"""``{task_id, kind, payload?}`` → ``None``."""
+CHECKPOINT_TASK: Final = "checkpoint_task"
+"""``{task_id, state}`` → ``None``: stores the task's checkpoint durably."""
+READ_TASK_CHECKPOINT: Final = "read_task_checkpoint"
+"""``{task_id}`` → the last checkpoint state or ``None``."""
+
+# hubbub's own.
+TURN_CONTEXT: Final = "turn_context"
+"""``{channel_id, agent_id, envelope_id}`` → the envelopes that agent sees for its turn at that
+envelope, projected through its view policy."""
+DISCOVER: Final = "discover"
+"""``{capability, limit?}`` → ranked list of public passports (claimed match, then observed record)."""
+HUB_STATUS: Final = "hub_status"
+"""``{}`` → counts and health of the hub (agents, channels, connections, store)."""
+
+AG2_OPS: frozenset[str] = frozenset(
+    {
+        REGISTER,
+        GET_AGENT,
+        GET_RESUME,
+        GET_SKILL,
+        GET_RULE,
+        FIND_AGENT_ID,
+        NAMES_FOR,
+        LIST_AGENTS,
+        SET_RESUME,
+        SET_SKILL,
+        SET_RULE,
+        UNREGISTER,
+        CREATE_CHANNEL,
+        GET_CHANNEL,
+        LIST_CHANNELS,
+        CLOSE_CHANNEL,
+        POST_ENVELOPE,
+        READ_WAL,
+        FIND_ENVELOPE_BY_CAUSATION,
+        CAN_SEND,
+        PENDING_TURNS_FOR,
+        REPORT_TURN_FAILURE,
+        GET_TASK,
+        LIST_TASKS,
+        OBSERVE_TASK,
+        UPDATE_TASK,
+        RECORD_OBSERVATION,
+        FIRE_TASK_EVENT,
+        CHECKPOINT_TASK,
+        READ_TASK_CHECKPOINT,
+    }
+)
+"""The operations an unmodified AG2 client may send."""
+
+HUBBUB_OPS: frozenset[str] = frozenset({TURN_CONTEXT, DISCOVER, HUB_STATUS})
+"""Operations only hubbub clients send."""
+
+OPS: frozenset[str] = AG2_OPS | HUBBUB_OPS
+"""Every operation the hub serves; any other ``op`` gets a ``protocol_error`` response."""

@@ -1,0 +1,104 @@
+"""The ``Store`` interface: everything the hub persists, behind one small ABC.
+
+The hub cannot tell implementations apart. Ordering contract for the WAL:
+:meth:`Store.append` fixes the envelope's place in the log *when it is
+called* (synchronously) and returns an awaitable that completes when the
+envelope is durable under the store's durability setting. So the hub can
+stamp, append and fold under no lock, and await durability before it
+delivers.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable
+
+import msgspec
+
+from ..model.channel import ChannelMetadata
+from ..model.envelope import Envelope
+from ..model.identity import Passport, Resume
+from ..model.rule import Rule
+
+__all__ = ["AgentRecord", "Store"]
+
+
+class AgentRecord(msgspec.Struct, kw_only=True):
+    """One registered agent as stored: identity, claims and rule."""
+
+    passport: Passport
+    resume: Resume
+    rule: Rule
+    skill_md: str | None = None
+
+
+class Store(abc.ABC):
+    """Persistence for agents, channels, WAL envelopes and ack cursors."""
+
+    # agents
+    @abc.abstractmethod
+    async def put_agent(self, record: AgentRecord) -> None:
+        """Insert or replace an agent by ``record.passport.agent_id``."""
+
+    @abc.abstractmethod
+    async def delete_agent(self, agent_id: str) -> None:
+        """Forget an agent (its WAL envelopes stay)."""
+
+    @abc.abstractmethod
+    async def load_agents(self) -> list[AgentRecord]:
+        """Every stored agent, for hub start-up."""
+
+    # channels
+    @abc.abstractmethod
+    async def put_channel(self, metadata: ChannelMetadata) -> None:
+        """Insert or replace a channel's metadata."""
+
+    @abc.abstractmethod
+    async def load_channels(self) -> list[ChannelMetadata]:
+        """Every stored channel, for hub start-up."""
+
+    # WAL
+    @abc.abstractmethod
+    def append(self, envelope: Envelope) -> Awaitable[None]:
+        """Place ``envelope`` at the end of its channel's WAL now; await it for durability."""
+
+    @abc.abstractmethod
+    async def read_wal(
+        self, channel_id: str, *, since: str | None = None, until: str | None = None, limit: int | None = None
+    ) -> list[Envelope]:
+        """Envelopes with ``since < id <= until``, oldest first, at most ``limit``.
+
+        Served from an index: the cost does not grow with the channel's length.
+        """
+
+    @abc.abstractmethod
+    async def read_wal_tail(self, channel_id: str, limit: int, *, until: str | None = None) -> list[Envelope]:
+        """The last ``limit`` envelopes with ``id <= until``, oldest first."""
+
+    @abc.abstractmethod
+    async def wal_length(self, channel_id: str) -> int:
+        """How many envelopes the channel's WAL holds."""
+
+    @abc.abstractmethod
+    async def get_envelope(self, channel_id: str, envelope_id: str) -> Envelope | None:
+        """One envelope by id, or None."""
+
+    @abc.abstractmethod
+    async def find_by_causation(self, channel_id: str, sender_id: str, causation_id: str) -> Envelope | None:
+        """The first envelope ``sender_id`` posted in reply to ``causation_id``, or None."""
+
+    @abc.abstractmethod
+    async def find_by_idempotency_key(self, channel_id: str, sender_id: str, key: str) -> str | None:
+        """The id of the envelope ``sender_id`` posted with ``key``, or None."""
+
+    # delivery cursors
+    @abc.abstractmethod
+    async def set_cursor(self, agent_id: str, channel_id: str, envelope_id: str) -> None:
+        """Record that ``agent_id`` acked everything in ``channel_id`` up to ``envelope_id``."""
+
+    @abc.abstractmethod
+    async def load_cursors(self) -> dict[tuple[str, str], str]:
+        """Every ``(agent_id, channel_id) → envelope_id`` cursor."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Flush and release resources."""

@@ -1,0 +1,127 @@
+"""``MemoryStore``: the whole store in dicts and lists, for tests and throwaway hubs.
+
+Each channel's WAL is a list plus a parallel list of ids; envelope ids in one
+channel are strictly increasing, so ``since``/``until`` cursors are bisects.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Awaitable
+
+from ..model.channel import ChannelMetadata
+from ..model.envelope import Envelope
+from .base import AgentRecord, Store
+
+__all__ = ["MemoryStore"]
+
+
+class _Wal:
+    __slots__ = ("by_causation", "by_key", "envelopes", "ids", "index")
+
+    def __init__(self) -> None:
+        self.envelopes: list[Envelope] = []
+        self.ids: list[str] = []
+        self.index: dict[str, int] = {}
+        self.by_causation: dict[tuple[str, str], int] = {}
+        self.by_key: dict[tuple[str, str], str] = {}
+
+
+class _Done:
+    """An awaitable that is already complete (cheaper than a Future per append)."""
+
+    __slots__ = ()
+
+    def __await__(self):  # type: ignore[no-untyped-def]
+        return
+        yield
+
+
+_DONE = _Done()
+
+
+class MemoryStore(Store):
+    """Everything in memory; lost when the process ends."""
+
+    def __init__(self) -> None:
+        self._agents: dict[str, AgentRecord] = {}
+        self._channels: dict[str, ChannelMetadata] = {}
+        self._wals: dict[str, _Wal] = {}
+        self._cursors: dict[tuple[str, str], str] = {}
+
+    async def put_agent(self, record: AgentRecord) -> None:
+        assert record.passport.agent_id is not None
+        self._agents[record.passport.agent_id] = record
+
+    async def delete_agent(self, agent_id: str) -> None:
+        self._agents.pop(agent_id, None)
+
+    async def load_agents(self) -> list[AgentRecord]:
+        return list(self._agents.values())
+
+    async def put_channel(self, metadata: ChannelMetadata) -> None:
+        self._channels[metadata.channel_id] = metadata
+
+    async def load_channels(self) -> list[ChannelMetadata]:
+        return list(self._channels.values())
+
+    def append(self, envelope: Envelope) -> Awaitable[None]:
+        wal = self._wals.get(envelope.channel_id)
+        if wal is None:
+            wal = self._wals[envelope.channel_id] = _Wal()
+        position = len(wal.envelopes)
+        wal.envelopes.append(envelope)
+        wal.ids.append(envelope.envelope_id)
+        wal.index[envelope.envelope_id] = position
+        if envelope.causation_id is not None:
+            wal.by_causation.setdefault((envelope.sender_id, envelope.causation_id), position)
+        if envelope.idempotency_key is not None:
+            wal.by_key.setdefault((envelope.sender_id, envelope.idempotency_key), envelope.envelope_id)
+        return _DONE
+
+    async def read_wal(
+        self, channel_id: str, *, since: str | None = None, until: str | None = None, limit: int | None = None
+    ) -> list[Envelope]:
+        wal = self._wals.get(channel_id)
+        if wal is None:
+            return []
+        start = bisect_right(wal.ids, since) if since else 0
+        end = bisect_right(wal.ids, until) if until else len(wal.ids)
+        if limit is not None:
+            end = min(end, start + max(limit, 0))
+        return wal.envelopes[start:end]
+
+    async def read_wal_tail(self, channel_id: str, limit: int, *, until: str | None = None) -> list[Envelope]:
+        wal = self._wals.get(channel_id)
+        if wal is None:
+            return []
+        end = bisect_right(wal.ids, until) if until else len(wal.ids)
+        return wal.envelopes[max(0, end - max(limit, 0)) : end]
+
+    async def wal_length(self, channel_id: str) -> int:
+        wal = self._wals.get(channel_id)
+        return len(wal.envelopes) if wal else 0
+
+    async def get_envelope(self, channel_id: str, envelope_id: str) -> Envelope | None:
+        wal = self._wals.get(channel_id)
+        if wal is None:
+            return None
+        position = wal.index.get(envelope_id)
+        return None if position is None else wal.envelopes[position]
+
+    async def find_by_causation(self, channel_id: str, sender_id: str, causation_id: str) -> Envelope | None:
+        wal = self._wals.get(channel_id)
+        if wal is None:
+            return None
+        position = wal.by_causation.get((sender_id, causation_id))
+        return None if position is None else wal.envelopes[position]
+
+    async def find_by_idempotency_key(self, channel_id: str, sender_id: str, key: str) -> str | None:
+        wal = self._wals.get(channel_id)
+        return None if wal is None else wal.by_key.get((sender_id, key))
+
+    async def set_cursor(self, agent_id: str, channel_id: str, envelope_id: str) -> None:
+        self._cursors[(agent_id, channel_id)] = envelope_id
+
+    async def load_cursors(self) -> dict[tuple[str, str], str]:
+        return dict(self._cursors)

@@ -1,0 +1,200 @@
+"""The whole in-process path: register, open each channel type, talk, close."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from hubbub import (
+    EV_CHANNEL_CLOSED,
+    EV_CHANNEL_INVITE,
+    EV_CHANNEL_INVITE_ACK,
+    EV_CHANNEL_OPENED,
+    EV_PACKET,
+    EV_TEXT,
+    AgentReply,
+    ChannelState,
+    Envelope,
+    Finish,
+    FunctionAgent,
+    Handoff,
+    Hub,
+    HubClient,
+    LocalLink,
+    TransitionGraph,
+    Turn,
+    function_agent,
+)
+from hubbub.adapters.transitions import AgentTarget, FromSpeaker, Transition
+from tests.conftest import TIME_UNIT
+
+
+def echo(name: str) -> FunctionAgent:
+    return FunctionAgent(lambda turn: f"{name} heard: {turn.prompt}", name=name)
+
+
+async def test_consulting_one_question_one_reply_then_closed(client: HubClient) -> None:
+    alice = await client.register(echo("alice"))
+    await client.register(echo("bob"))
+    channel = await alice.open("consulting", "bob")
+    assert channel.metadata.state is ChannelState.ACTIVE
+    await channel.send("what is 2+2?")
+    final = await channel.wait_closed(timeout=5 * TIME_UNIT)
+    assert final.state is ChannelState.CLOSED
+    assert final.close_reason == "consulting_complete"
+    wal = await channel.read()
+    kinds = [e.event_type for e in wal]
+    assert kinds == [
+        EV_CHANNEL_INVITE,
+        EV_CHANNEL_INVITE_ACK,
+        EV_CHANNEL_OPENED,
+        EV_TEXT,
+        EV_TEXT,
+        EV_CHANNEL_CLOSED,
+    ]
+    question, answer = wal[3], wal[4]
+    assert answer.text == "bob heard: what is 2+2?"
+    assert answer.causation_id == question.envelope_id
+    assert answer.sender_id != question.sender_id
+
+
+async def test_conversation_runs_until_max_turns(client: HubClient) -> None:
+    a = await client.register(echo("a"))
+    await client.register(echo("b"))
+    channel = await a.open("conversation", "b", knobs={"max_turns": 4})
+    await channel.send("hi")
+    final = await channel.wait_closed(timeout=5 * TIME_UNIT)
+    assert final.close_reason == "max_turns"
+    texts = [e.text for e in await channel.read() if e.event_type == EV_TEXT]
+    assert texts == ["hi", "b heard: hi", "a heard: b heard: hi", "b heard: a heard: b heard: hi"]
+
+
+async def test_discussion_is_round_robin_in_join_order(client: HubClient) -> None:
+    said: list[str] = []
+
+    def speaker(name: str) -> FunctionAgent:
+        def speak(turn: Turn) -> str:
+            said.append(name)
+            return f"{name}#{len(turn.transcript)}"
+
+        return FunctionAgent(speak, name=name)
+
+    lead = await client.register(speaker("lead"))
+    await client.register(speaker("x"))
+    await client.register(speaker("y"))
+    channel = await lead.open("discussion", ["x", "y"], knobs={"max_turns": 7})
+    await channel.send("topic")
+    final = await channel.wait_closed(timeout=5 * TIME_UNIT)
+    assert final.close_reason == "max_turns"
+    assert said == ["x", "y", "lead", "x", "y", "lead"]
+
+
+async def test_workflow_handoff_and_finish(client: HubClient) -> None:
+    reviewed: list[str] = []
+
+    def triage(turn: Turn) -> AgentReply:
+        return AgentReply(text="billing issue", handoff=Handoff(target=turn.agent_named("billing")))
+
+    def billing(turn: Turn) -> str:
+        return "refund issued"
+
+    def reviewer(turn: Turn) -> AgentReply:
+        reviewed.append(turn.prompt)
+        return AgentReply(text="approved", finish=Finish(reason="resolved"))
+
+    user = await client.register(name="user")
+    t = await client.register(FunctionAgent(triage, name="triage"))
+    b = await client.register(FunctionAgent(billing, name="billing"))
+    r = await client.register(FunctionAgent(reviewer, name="reviewer"))
+    graph = TransitionGraph(
+        initial_speaker=user.agent_id,
+        transitions=[
+            Transition(when=FromSpeaker(user.agent_id), then=AgentTarget(t.agent_id)),
+            Transition(when=FromSpeaker(b.agent_id), then=AgentTarget(r.agent_id)),
+        ],
+    )
+    channel = await user.open("workflow", ["triage", "billing", "reviewer"], knobs={"graph": graph.to_dict()})
+    await channel.send("I was charged twice")
+    final = await channel.wait_closed(timeout=5 * TIME_UNIT)
+    assert final.close_reason == "resolved"
+    packets = [e for e in await channel.read() if e.event_type == EV_PACKET]
+    assert [p.event_data["routing"]["kind"] for p in packets] == ["handoff", "text", "finish"]
+    assert [p.event_data["body"] for p in packets] == ["billing issue", "refund issued", "approved"]
+    assert reviewed == ["refund issued"]
+
+
+async def test_redelivered_envelope_gets_no_second_reply(hub: Hub, client: HubClient) -> None:
+    calls = 0
+
+    @function_agent(name="bob")
+    def bob(turn: Turn) -> str:
+        nonlocal calls
+        calls += 1
+        return "once"
+
+    alice = await client.register(name="alice")
+    bob_client = await client.register(bob)
+    channel = await alice.open("conversation", "bob")
+    question = await channel.send("ping")
+    await channel.wait_for(2, timeout=5 * TIME_UNIT)
+    assert await bob_client.take_turn(channel.id, question) is False
+    await hub.replay(bob_client.agent_id, since=None)
+    assert await bob_client.resume_pending_turns() == 0
+    texts = [e.text for e in await channel.read() if e.event_type == EV_TEXT]
+    assert texts == ["ping", "once"]
+    assert calls == 1
+
+
+async def test_on_envelope_sees_deliveries_and_acks_advance_cursor(hub: Hub, client: HubClient) -> None:
+    seen: list[str] = []
+    alice = await client.register(name="alice")
+    bob = await client.register(name="bob", handle_turns=False)
+    bob.on_envelope(lambda e: seen.append(e.event_type))
+    channel = await alice.open("conversation", "bob")
+    last = await channel.send("one")
+    await bob.wait_for_channel_event(channel.id, lambda e: e.envelope_id == last, timeout=5 * TIME_UNIT)
+    for _ in range(100):
+        if hub.delivery.cursor(bob.agent_id, channel.id) == last:
+            break
+        await asyncio.sleep(0.01 * TIME_UNIT)
+    assert hub.delivery.cursor(bob.agent_id, channel.id) == last
+    assert seen == [EV_CHANNEL_INVITE, EV_CHANNEL_OPENED, EV_TEXT]
+
+
+async def test_attach_replays_unacked_envelopes(hub: Hub, client: HubClient) -> None:
+    alice = await client.register(name="alice")
+    away = HubClient(LocalLink(hub))
+    await away.register(name="bob", handle_turns=False)
+    channel = await alice.open("conversation", "bob")
+    await away.aclose()
+    first = await channel.send("while you were away")
+    second = await channel.send("and this")
+    got: list[str] = []
+    done = asyncio.Event()
+
+    def collect(envelope: Envelope) -> None:
+        got.append(envelope.envelope_id)
+        if len(got) >= 2:
+            done.set()
+
+    back = HubClient(LocalLink(hub))
+    bob = await back.attach(None, "bob", handle_turns=False)
+    bob.on_envelope(collect)
+    try:
+        await asyncio.wait_for(done.wait(), 5 * TIME_UNIT)
+    finally:
+        await back.aclose()
+    assert got == [first, second]
+
+
+@pytest.mark.parametrize("count", [50])
+async def test_envelope_ids_strictly_increase_in_a_channel(client: HubClient, count: int) -> None:
+    alice = await client.register(name="alice")
+    await client.register(name="bob", handle_turns=False)
+    channel = await alice.open("conversation", "bob")
+    ids = await asyncio.gather(*(channel.send(f"m{i}") for i in range(count)))
+    wal_ids = [e.envelope_id for e in await channel.read()]
+    assert wal_ids == sorted(wal_ids)
+    assert len(set(wal_ids)) == len(wal_ids)
+    assert set(ids) <= set(wal_ids)
