@@ -13,6 +13,9 @@ from typing import Final
 
 __all__ = [
     "AG2_OPS",
+    "ATTACH",
+    "POST_REPLY",
+    "REPLAY",
     "CAN_SEND",
     "CHECKPOINT_TASK",
     "CLOSE_CHANNEL",
@@ -125,6 +128,13 @@ DISCOVER: Final = "discover"
 """``{capability, limit?}`` → ranked list of public passports (claimed match, then observed record)."""
 HUB_STATUS: Final = "hub_status"
 """``{}`` → counts and health of the hub (agents, channels, connections, store)."""
+ATTACH: Final = "attach"
+"""``{name}`` → the passport of an already registered agent, now bound to this connection."""
+REPLAY: Final = "replay"
+"""``{agent_id, since_envelope_id?}`` → how many unacked envelopes were delivered again."""
+POST_REPLY: Final = "post_reply"
+"""``{channel_id, agent_id, causation_id, reply}`` → the id of the envelope the channel's adapter
+shaped from ``reply`` (an AgentReply); idempotent per (agent, causation_id)."""
 
 AG2_OPS: frozenset[str] = frozenset(
     {
@@ -162,7 +172,7 @@ AG2_OPS: frozenset[str] = frozenset(
 )
 """The operations an unmodified AG2 client may send."""
 
-HUBBUB_OPS: frozenset[str] = frozenset({TURN_CONTEXT, DISCOVER, HUB_STATUS})
+HUBBUB_OPS: frozenset[str] = frozenset({TURN_CONTEXT, DISCOVER, HUB_STATUS, ATTACH, REPLAY, POST_REPLY})
 """Operations only hubbub clients send."""
 
 OPS: frozenset[str] = AG2_OPS | HUBBUB_OPS

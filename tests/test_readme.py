@@ -1,0 +1,21 @@
+"""The README's quick start runs as written and prints what it promises."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import subprocess
+import sys
+
+README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_quick_start_runs() -> None:
+    code = re.search(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert code is not None
+    result = subprocess.run(
+        [sys.executable, "-c", code.group(1)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ag2.msg.text you asked: what is the meaning of life?" in result.stdout
+    assert result.stdout.strip().endswith("closed consulting_complete")
