@@ -8,6 +8,10 @@ from typing import Any
 
 import msgspec
 import pytest
+from ag2.network import channel as ag2_channel
+from ag2.network import envelope as ag2_envelope
+from ag2.network import identity as ag2_identity
+from ag2.network import rule as ag2_rule
 
 from hubbub.model import (
     CHANNEL_EVENTS,
@@ -47,17 +51,6 @@ from hubbub.model import (
     visible_to,
 )
 
-try:
-    from ag2.network import channel as ag2_channel
-    from ag2.network import envelope as ag2_envelope
-    from ag2.network import identity as ag2_identity
-    from ag2.network import rule as ag2_rule
-except ImportError:  # ag2 ships in the "bench" extra only
-    ag2_channel = ag2_envelope = ag2_identity = ag2_rule = None  # type: ignore[assignment]
-
-needs_ag2 = pytest.mark.skipif(ag2_envelope is None, reason="ag2 is not installed (pip install hubbub[bench])")
-
-
 # ── sample records, every optional field filled ────────────────────────────
 
 
@@ -67,7 +60,11 @@ def envelope() -> Envelope:
         sender_id="agent-a",
         audience=["agent-b", "agent-c"],
         event_type=EV_PACKET,
-        event_data={"routing": {"kind": "handoff", "target": "agent-b"}, "body": "over to you", "n": [1, 2.5]},
+        event_data={
+            "routing": {"kind": "handoff", "target": "agent-b"},
+            "body": "over to you",
+            "n": [1, 2.5],
+        },
         envelope_id="0000000000000001abcdefabcdefabcd",
         task_id="task-1",
         causation_id="0000000000000000ffffffffffffffff",
@@ -201,7 +198,9 @@ SAMPLES: list[tuple[type[Any], Any]] = [
 # ── JSON round trip ─────────────────────────────────────────────────────────
 
 
-@pytest.mark.parametrize(("cls", "record"), SAMPLES, ids=[f"{c.__name__}-{i}" for i, (c, _) in enumerate(SAMPLES)])
+@pytest.mark.parametrize(
+    ("cls", "record"), SAMPLES, ids=[f"{c.__name__}-{i}" for i, (c, _) in enumerate(SAMPLES)]
+)
 def test_json_round_trip_is_lossless(cls: type[Any], record: Any) -> None:
     decoded = msgspec.json.decode(msgspec.json.encode(record), type=cls)
     assert decoded == record
@@ -245,13 +244,11 @@ def test_decode_refuses_an_unknown_channel_state() -> None:
 # ── compatibility with AG2's records ────────────────────────────────────────
 
 
-@needs_ag2
 def test_envelope_encodes_exactly_ag2_field_names_in_order() -> None:
     ours = json.loads(msgspec.json.encode(envelope()))
     assert list(ours) == [f.name for f in dataclasses.fields(ag2_envelope.Envelope)]
 
 
-@needs_ag2
 def test_envelope_with_defaults_still_encodes_every_ag2_field() -> None:
     # ag2's Envelope has no defaults for audience, event_type, event_data: omitting them breaks cls(**d).
     ours = json.loads(msgspec.json.encode(Envelope(channel_id="ch-2")))
@@ -262,7 +259,6 @@ def test_envelope_with_defaults_still_encodes_every_ag2_field() -> None:
     assert theirs.event_data == {}
 
 
-@needs_ag2
 def test_ag2_envelope_from_dict_accepts_our_bytes_unchanged() -> None:
     data = msgspec.json.encode(envelope())
     theirs = ag2_envelope.Envelope.from_dict(json.loads(data))
@@ -297,13 +293,11 @@ def _ag2_pairs() -> list[tuple[type[Any], Any]]:
     ]
 
 
-@needs_ag2
 @pytest.mark.parametrize(("ours", "theirs"), _ag2_pairs(), ids=lambda c: c.__name__)
 def test_field_names_match_ag2(ours: type[msgspec.Struct], theirs: type[Any]) -> None:
     assert {f.name for f in msgspec.structs.fields(ours)} == {f.name for f in dataclasses.fields(theirs)}
 
 
-@needs_ag2
 @pytest.mark.parametrize(
     ("record", "loader"),
     [
@@ -364,23 +358,34 @@ def test_lifecycle_and_task_events_are_control_events(event_type: str) -> None:
 
 @pytest.mark.parametrize(
     "event_type",
-    [EV_TEXT, EV_PACKET, EV_CONTEXT_SET, EV_EXPECTATION_VIOLATED, "ag2.channel", "ag2.taskish", "custom.event"],
+    [
+        EV_TEXT,
+        EV_PACKET,
+        EV_CONTEXT_SET,
+        EV_EXPECTATION_VIOLATED,
+        "ag2.channel",
+        "ag2.taskish",
+        "custom.event",
+    ],
 )
 def test_other_events_are_not_control_events(event_type: str) -> None:
     assert not is_control_event(event_type)
 
 
 def test_channel_events_constant_lists_the_six_lifecycle_events() -> None:
-    assert frozenset(
-        {
-            "ag2.channel.invite",
-            "ag2.channel.invite.ack",
-            "ag2.channel.invite.reject",
-            "ag2.channel.opened",
-            "ag2.channel.closed",
-            "ag2.channel.expired",
-        }
-    ) == CHANNEL_EVENTS
+    assert (
+        frozenset(
+            {
+                "ag2.channel.invite",
+                "ag2.channel.invite.ack",
+                "ag2.channel.invite.reject",
+                "ag2.channel.opened",
+                "ag2.channel.closed",
+                "ag2.channel.expired",
+            }
+        )
+        == CHANNEL_EVENTS
+    )
 
 
 # ── Envelope.text ───────────────────────────────────────────────────────────

@@ -18,7 +18,14 @@ def test_ag2_ops_are_exactly_those_ag2s_hub_dispatches() -> None:
 
 
 def test_hubbub_ops() -> None:
-    assert sorted(ops.HUBBUB_OPS) == ["discover", "hub_status", "turn_context"]
+    assert sorted(ops.HUBBUB_OPS) == [
+        "attach",
+        "discover",
+        "hub_status",
+        "post_reply",
+        "replay",
+        "turn_context",
+    ]
     assert not ops.HUBBUB_OPS & ops.AG2_OPS
     assert ops.OPS == ops.AG2_OPS | ops.HUBBUB_OPS
 

@@ -28,6 +28,8 @@ class AdapterRegistry:
 
     def register(self, adapter: ChannelAdapter, *, replace: bool = False) -> None:
         """Add a channel type. Channels already open keep the adapter they started with."""
+        if isinstance(adapter, type):
+            raise UsageError(f"register an instance, not the class: register_adapter({adapter.__name__}())")
         if not isinstance(adapter, ChannelAdapter):
             raise UsageError(
                 f"{type(adapter).__name__} is not a ChannelAdapter: it needs a manifest and the methods "

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
+from ..errors import UsageError
 from ..model.envelope import EV_PACKET, EV_TEXT, Envelope, visible_to
 from ..model.turn import TranscriptLine
 
@@ -94,7 +95,7 @@ class WindowedSummary:
 
     def __init__(self, recent_n: int = 10) -> None:
         if recent_n < 0:
-            raise ValueError(f"recent_n must be 0 or more, got {recent_n}")
+            raise UsageError(f"recent_n must be 0 or more, got {recent_n}")
         self.recent_n = recent_n
 
     def project(
@@ -125,4 +126,4 @@ def view_policy_by_name(name: str, recent_n: int = 10) -> ViewPolicy:
     try:
         return policies[name]
     except KeyError:
-        raise ValueError(f"unknown view policy {name!r}; known: {sorted(policies)}") from None
+        raise UsageError(f"unknown view policy {name!r}; known: {sorted(policies)}") from None

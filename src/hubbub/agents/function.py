@@ -35,7 +35,7 @@ class FunctionAgent:
         accept_invite: InvitePolicy | None = None,
     ) -> None:
         self._fn = fn
-        self.name = name or getattr(fn, "__name__", "agent")
+        self.name: str = name or str(getattr(fn, "__name__", "agent"))
         self.capabilities = list(capabilities)
         self.summary = summary or (inspect.getdoc(fn) or "").split("\n")[0]
         self.accept_invite = accept_invite

@@ -14,10 +14,13 @@ __all__ = ["Registry", "rank_key"]
 def rank_key(record: AgentRecord, capability: str) -> tuple[int, float, float, str]:
     """Sort key for discovery: exact claim first, then observed success rate, then latency."""
     resume = record.resume
-    exact = 0 if any(c.lower() == capability for c in resume.claimed_capabilities) else 1
-    stat = resume.observed.get(capability)
-    rate = stat.success_rate if stat is not None and stat.success_rate is not None else 0.5
-    latency = float(stat.p50_latency_ms) if stat is not None and stat.p50_latency_ms is not None else 1e12
+    claims = [c for c in resume.claimed_capabilities if capability in c.lower()]
+    exact = 0 if any(c.lower() == capability for c in claims) else 1
+    observed = {k.lower(): v for k, v in resume.observed.items()}
+    stats = [s for c in claims if (s := observed.get(c.lower())) is not None and s.success_rate is not None]
+    best = max(stats, key=lambda s: (s.success_rate or 0.0, -(s.p50_latency_ms or 1e12)), default=None)
+    rate = best.success_rate if best is not None and best.success_rate is not None else 0.5
+    latency = float(best.p50_latency_ms) if best is not None and best.p50_latency_ms is not None else 1e12
     return (exact, -rate, latency, record.passport.name)
 
 

@@ -109,6 +109,8 @@ def _check_globs(field: str, patterns: list[str]) -> None:
 
 
 def _check_non_negative(field: str, value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise UsageError(f"rule field {field} must be an integer, got {value!r}")
     if value is not None and value < 0:
         raise UsageError(f"rule field {field} must be 0 or more, got {value}")
 
@@ -126,6 +128,12 @@ def validate_rule(rule: Rule) -> Rule:
     _check_non_negative("limits.rate.per_minute", limits.rate.per_minute)
     _check_non_negative("limits.rate.burst", limits.rate.burst)
     _check_non_negative("limits.inbox.high_water", limits.inbox.high_water)
+    _check_non_negative("limits.inbox.max_pending", limits.inbox.max_pending)
+    if limits.inbox.overflow not in ("reject", "drop_oldest", "drop_newest"):
+        raise UsageError(
+            "rule field limits.inbox.overflow must be 'reject', 'drop_oldest' or 'drop_newest', "
+            f"got {limits.inbox.overflow!r}"
+        )
     if limits.inbox.max_pending < 1:
         raise UsageError(
             f"rule field limits.inbox.max_pending must be 1 or more, got {limits.inbox.max_pending}"
