@@ -4,7 +4,9 @@ Deliveries for the agent are processed in lanes, one per channel: in order
 within a channel, concurrently across channels. Each delivery runs the
 default handler (answer invites; take the turn when the adapter says it is
 this agent's), then the agent's ``on_envelope`` callbacks, then is acked; an
-exception from the agent nacks it instead.
+exception from the agent nacks it instead. Acks are cumulative per channel
+(the hub keeps one cursor per agent and channel), so while a lane has a
+backlog it acks once per batch, at the last envelope processed.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +46,31 @@ log = logging.getLogger("hubbub.client")
 
 EnvelopeCallback = Callable[[Envelope], Awaitable[None] | None]
 _TERMINAL = (EV_CHANNEL_CLOSED, EV_CHANNEL_EXPIRED)
+_ACK_BATCH = 64
+
+
+class _Lane:
+    """A FIFO of deliveries for one channel, cheaper than asyncio.Queue on the hot path."""
+
+    __slots__ = ("items", "waiter")
+
+    def __init__(self) -> None:
+        self.items: deque[Envelope] = deque()
+        self.waiter: asyncio.Future[None] | None = None
+
+    def push(self, envelope: Envelope) -> None:
+        self.items.append(envelope)
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self) -> None:
+        while not self.items:
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
 
 
 class _Waiter:
@@ -69,7 +97,7 @@ class AgentClient:
         self.handle_turns = handle_turns and agent is not None
         self._callbacks: list[EnvelopeCallback] = []
         self._waiters: list[_Waiter] = []
-        self._lanes: dict[str, asyncio.Queue[Envelope]] = {}
+        self._lanes: dict[str, _Lane] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -158,32 +186,49 @@ class AgentClient:
             return
         lane = self._lanes.get(envelope.channel_id)
         if lane is None:
-            lane = self._lanes[envelope.channel_id] = asyncio.Queue()
+            lane = self._lanes[envelope.channel_id] = _Lane()
             self._spawn(self._run_lane(envelope.channel_id, lane))
-        lane.put_nowait(envelope)
+        lane.push(envelope)
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run_lane(self, channel_id: str, lane: asyncio.Queue[Envelope]) -> None:
+    async def _run_lane(self, channel_id: str, lane: _Lane) -> None:
+        unacked: Envelope | None = None
+        batch = 0
         while True:
-            envelope = await lane.get()
-            status: str = "ack"
-            reason = ""
+            if not lane.items:
+                if unacked is not None:
+                    await self._receipt(unacked, "ack", "")
+                    unacked, batch = None, 0
+                await lane.wait()
+            envelope = lane.items.popleft()
             try:
                 await self._process(envelope)
             except Exception as exc:
                 log.warning("%s could not process %s: %r", self.name, envelope.envelope_id, exc)
-                status, reason = "nack", repr(exc)
-            try:
-                await self.hub_client.receipt(envelope, status, self.agent_id, reason)
-            except HubbubError as exc:
-                log.warning("%s could not %s %s: %s", self.name, status, envelope.envelope_id, exc)
-            if envelope.event_type in _TERMINAL and lane.empty():
+                if unacked is not None:
+                    await self._receipt(unacked, "ack", "")
+                    unacked, batch = None, 0
+                await self._receipt(envelope, "nack", repr(exc))
+            else:
+                unacked, batch = envelope, batch + 1
+                if batch >= _ACK_BATCH:
+                    await self._receipt(envelope, "ack", "")
+                    unacked, batch = None, 0
+            if envelope.event_type in _TERMINAL and not lane.items:
+                if unacked is not None:
+                    await self._receipt(unacked, "ack", "")
                 del self._lanes[channel_id]
                 return
+
+    async def _receipt(self, envelope: Envelope, status: str, reason: str) -> None:
+        try:
+            await self.hub_client.receipt(envelope, status, self.agent_id, reason)
+        except HubbubError as exc:
+            log.warning("%s could not %s %s: %s", self.name, status, envelope.envelope_id, exc)
 
     async def _process(self, envelope: Envelope) -> None:
         if envelope.event_type == EV_CHANNEL_INVITE:

@@ -45,13 +45,23 @@ _CLIENT_CONTROL = frozenset({EV_CHANNEL_INVITE_ACK, EV_CHANNEL_INVITE_REJECT})
 class ChannelRecord:
     """A live channel: metadata, its adapter, the cached adapter state."""
 
-    __slots__ = ("activated", "adapter", "idempotency", "members", "metadata", "replying", "state")
+    __slots__ = (
+        "activated",
+        "adapter",
+        "idempotency",
+        "members",
+        "metadata",
+        "participants",
+        "replying",
+        "state",
+    )
 
     def __init__(self, metadata: ChannelMetadata, adapter: ChannelAdapter, state: Any) -> None:
         self.metadata = metadata
         self.adapter = adapter
         self.state = state
-        self.members = frozenset(metadata.participant_ids())
+        self.participants = metadata.participant_ids()
+        self.members = frozenset(self.participants)
         self.idempotency: dict[tuple[str, str], str] = {}
         self.replying: set[tuple[str, str]] = set()
         self.activated: asyncio.Future[ChannelMetadata] | None = None
@@ -131,8 +141,9 @@ class Channels:
         if key is not None:
             record.idempotency[(sender_id, key)] = stamped.envelope_id
         followups = self._apply(record, stamped)
-        await durable
-        self._delivery.dispatch(stamped, record.metadata.participant_ids())
+        if durable is not None:
+            await durable
+        self._delivery.dispatch(stamped, record.participants)
         if followups is not None:
             await self.settle(record, followups)
         return stamped.envelope_id
@@ -194,7 +205,7 @@ class Channels:
             )
         record.adapter.validate_send(meta, record.state, envelope)
 
-    def _commit(self, record: ChannelRecord, envelope: Envelope) -> tuple[Envelope, Awaitable[None]]:
+    def _commit(self, record: ChannelRecord, envelope: Envelope) -> tuple[Envelope, Awaitable[None] | None]:
         """Stamp and append, with no await: the store fixes the order now."""
         stamped = msgspec.structs.replace(envelope, envelope_id=self._ids(), created_at=iso_now())
         durable = self._store.append(stamped)
@@ -209,7 +220,7 @@ class Channels:
         *,
         sender_id: str = HUB_SENDER,
         audience: list[str] | None = None,
-    ) -> tuple[Envelope, Awaitable[None]]:
+    ) -> tuple[Envelope, Awaitable[None] | None]:
         """Write an envelope the hub itself originates (invites, opened, closed)."""
         envelope = Envelope(
             channel_id=record.id,
@@ -222,7 +233,7 @@ class Channels:
 
     def _apply(
         self, record: ChannelRecord, envelope: Envelope
-    ) -> list[tuple[Envelope, Awaitable[None]]] | None:
+    ) -> list[tuple[Envelope, Awaitable[None] | None]] | None:
         """Lifecycle effects of an accepted envelope, decided before anything awaits.
 
         None: the channel's metadata did not change. A list (maybe empty): it
@@ -252,7 +263,7 @@ class Channels:
 
     def terminate(
         self, record: ChannelRecord, state: ChannelState, reason: str
-    ) -> list[tuple[Envelope, Awaitable[None]]]:
+    ) -> list[tuple[Envelope, Awaitable[None] | None]]:
         """Move a channel to CLOSED or EXPIRED now; returns the closing envelope to settle."""
         meta = record.metadata
         if meta.is_terminal():
@@ -263,13 +274,15 @@ class Channels:
         event = EV_CHANNEL_EXPIRED if state is ChannelState.EXPIRED else EV_CHANNEL_CLOSED
         return [self.commit_hub_event(record, event, {"reason": reason, "state": state.value})]
 
-    async def settle(self, record: ChannelRecord, followups: list[tuple[Envelope, Awaitable[None]]]) -> None:
+    async def settle(
+        self, record: ChannelRecord, followups: list[tuple[Envelope, Awaitable[None] | None]]
+    ) -> None:
         """Persist changed metadata, deliver hub envelopes once durable, wake a waiting creator."""
         await self._store.put_channel(record.metadata)
-        participants = record.metadata.participant_ids()
         for envelope, durable in followups:
-            await durable
-            self._delivery.dispatch(envelope, participants)
+            if durable is not None:
+                await durable
+            self._delivery.dispatch(envelope, record.participants)
         waiter = record.activated
         meta = record.metadata
         if waiter is not None and not waiter.done() and meta.state is not ChannelState.PENDING:

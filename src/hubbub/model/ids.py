@@ -50,4 +50,4 @@ class MonotonicIds:
         if ns <= self._last_ns:
             ns = self._last_ns + 1
         self._last_ns = ns
-        return f"{ns:016x}{self._rand.getrandbits(64):016x}"
+        return ((ns << 64) | self._rand.getrandbits(64)).to_bytes(16, "big").hex()

@@ -3,9 +3,9 @@
 The hub cannot tell implementations apart. Ordering contract for the WAL:
 :meth:`Store.append` fixes the envelope's place in the log *when it is
 called* (synchronously) and returns an awaitable that completes when the
-envelope is durable under the store's durability setting. So the hub can
-stamp, append and fold under no lock, and await durability before it
-delivers.
+envelope is durable under the store's durability setting, or None when it
+already is. So the hub can stamp, append and fold under no lock, and await
+durability before it delivers.
 """
 
 from __future__ import annotations
@@ -59,8 +59,9 @@ class Store(abc.ABC):
 
     # WAL
     @abc.abstractmethod
-    def append(self, envelope: Envelope) -> Awaitable[None]:
-        """Place ``envelope`` at the end of its channel's WAL now; await it for durability."""
+    def append(self, envelope: Envelope) -> Awaitable[None] | None:
+        """Place ``envelope`` at the end of its channel's WAL now; await the result (if not None)
+        for durability."""
 
     @abc.abstractmethod
     async def read_wal(

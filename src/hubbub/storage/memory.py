@@ -27,19 +27,6 @@ class _Wal:
         self.by_key: dict[tuple[str, str], str] = {}
 
 
-class _Done:
-    """An awaitable that is already complete (cheaper than a Future per append)."""
-
-    __slots__ = ()
-
-    def __await__(self):  # type: ignore[no-untyped-def]
-        return
-        yield
-
-
-_DONE = _Done()
-
-
 class MemoryStore(Store):
     """Everything in memory; lost when the process ends."""
 
@@ -65,7 +52,7 @@ class MemoryStore(Store):
     async def load_channels(self) -> list[ChannelMetadata]:
         return list(self._channels.values())
 
-    def append(self, envelope: Envelope) -> Awaitable[None]:
+    def append(self, envelope: Envelope) -> Awaitable[None] | None:
         wal = self._wals.get(envelope.channel_id)
         if wal is None:
             wal = self._wals[envelope.channel_id] = _Wal()
@@ -77,7 +64,7 @@ class MemoryStore(Store):
             wal.by_causation.setdefault((envelope.sender_id, envelope.causation_id), position)
         if envelope.idempotency_key is not None:
             wal.by_key.setdefault((envelope.sender_id, envelope.idempotency_key), envelope.envelope_id)
-        return _DONE
+        return None
 
     async def read_wal(
         self, channel_id: str, *, since: str | None = None, until: str | None = None, limit: int | None = None
