@@ -198,3 +198,23 @@ async def test_envelope_ids_strictly_increase_in_a_channel(client: HubClient, co
     assert wal_ids == sorted(wal_ids)
     assert len(set(wal_ids)) == len(wal_ids)
     assert set(ids) <= set(wal_ids)
+
+
+async def test_windowed_view_counts_what_it_leaves_out(client: HubClient) -> None:
+    seen: list[list[str]] = []
+
+    def bob(turn: Turn) -> str:
+        seen.append([line.render() for line in turn.transcript])
+        return f"ok {len(seen)}"
+
+    alice = await client.register(name="alice")
+    await client.register(FunctionAgent(bob, name="bob"))
+    channel = await alice.open("conversation", "bob")
+    for i in range(15):
+        await channel.send(f"q{i}")
+        await channel.wait_for(2 * (i + 1), timeout=5 * TIME_UNIT)
+    last = seen[-1]
+    assert len(last) == 11
+    assert last[0] == "hub: [19 earlier messages not shown]"
+    assert last[-1] == f"{alice.agent_id}: q14"
+    assert last[-2].endswith(": ok 14")

@@ -28,12 +28,18 @@ __all__ = [
 
 @runtime_checkable
 class ViewPolicy(Protocol):
-    """Projects envelopes into the lines ``viewer_id`` sees."""
+    """Projects envelopes into the lines ``viewer_id`` sees.
+
+    ``window`` is how many recent lines the policy shows at most (None: all),
+    so the hub reads only the tail of a long WAL. ``earlier`` is how many
+    texts precede the envelopes passed in (the hub did not read them).
+    """
 
     name: str
+    window: int | None
 
     def project(
-        self, envelopes: Sequence[Envelope], viewer_id: str, names: Mapping[str, str]
+        self, envelopes: Sequence[Envelope], viewer_id: str, names: Mapping[str, str], earlier: int = 0
     ) -> list[TranscriptLine]:
         """The transcript as ``viewer_id`` sees it; ``names`` maps agent ids to names."""
         ...
@@ -58,10 +64,10 @@ def _lines(
     return out
 
 
-def _window(lines: list[TranscriptLine], recent_n: int) -> list[TranscriptLine]:
-    if len(lines) <= recent_n:
+def _window(lines: list[TranscriptLine], recent_n: int, earlier: int) -> list[TranscriptLine]:
+    if len(lines) <= recent_n and not earlier:
         return lines
-    hidden = len(lines) - recent_n
+    hidden = max(len(lines) - recent_n, 0) + earlier
     summary = TranscriptLine(speaker="hub", text=f"[{hidden} earlier messages not shown]")
     return [summary, *lines[-recent_n:]] if recent_n > 0 else [summary]
 
@@ -70,9 +76,10 @@ class FullTranscript:
     """Every text and packet the viewer can see, speakers by agent id."""
 
     name = "full_transcript"
+    window: int | None = None
 
     def project(
-        self, envelopes: Sequence[Envelope], viewer_id: str, names: Mapping[str, str]
+        self, envelopes: Sequence[Envelope], viewer_id: str, names: Mapping[str, str], earlier: int = 0
     ) -> list[TranscriptLine]:
         return _lines(envelopes, viewer_id, None)
 
@@ -81,9 +88,10 @@ class NamedFullTranscript:
     """Every text and packet the viewer can see, speakers by name."""
 
     name = "named_full_transcript"
+    window: int | None = None
 
     def project(
-        self, envelopes: Sequence[Envelope], viewer_id: str, names: Mapping[str, str]
+        self, envelopes: Sequence[Envelope], viewer_id: str, names: Mapping[str, str], earlier: int = 0
     ) -> list[TranscriptLine]:
         return _lines(envelopes, viewer_id, names)
 
@@ -97,11 +105,12 @@ class WindowedSummary:
         if recent_n < 0:
             raise UsageError(f"recent_n must be 0 or more, got {recent_n}")
         self.recent_n = recent_n
+        self.window: int | None = recent_n
 
     def project(
-        self, envelopes: Sequence[Envelope], viewer_id: str, names: Mapping[str, str]
+        self, envelopes: Sequence[Envelope], viewer_id: str, names: Mapping[str, str], earlier: int = 0
     ) -> list[TranscriptLine]:
-        return _window(_lines(envelopes, viewer_id, None), self.recent_n)
+        return _window(_lines(envelopes, viewer_id, None), self.recent_n, earlier)
 
 
 class NamedWindowedSummary(WindowedSummary):
@@ -110,9 +119,9 @@ class NamedWindowedSummary(WindowedSummary):
     name = "named_windowed"
 
     def project(
-        self, envelopes: Sequence[Envelope], viewer_id: str, names: Mapping[str, str]
+        self, envelopes: Sequence[Envelope], viewer_id: str, names: Mapping[str, str], earlier: int = 0
     ) -> list[TranscriptLine]:
-        return _window(_lines(envelopes, viewer_id, names), self.recent_n)
+        return _window(_lines(envelopes, viewer_id, names), self.recent_n, earlier)
 
 
 def view_policy_by_name(name: str, recent_n: int = 10) -> ViewPolicy:

@@ -27,6 +27,8 @@ from ..model.envelope import (
     EV_CHANNEL_INVITE_ACK,
     EV_CHANNEL_INVITE_REJECT,
     EV_CHANNEL_OPENED,
+    EV_PACKET,
+    EV_TEXT,
     Envelope,
     is_control_event,
 )
@@ -40,6 +42,7 @@ HUB_SENDER = "hub"
 """``sender_id`` of envelopes the hub itself writes (opened, closed, expired)."""
 
 _CLIENT_CONTROL = frozenset({EV_CHANNEL_INVITE_ACK, EV_CHANNEL_INVITE_REJECT})
+_TEXTS = frozenset({EV_TEXT, EV_PACKET})
 
 
 class ChannelRecord:
@@ -54,6 +57,7 @@ class ChannelRecord:
         "participants",
         "replying",
         "state",
+        "texts",
     )
 
     def __init__(self, metadata: ChannelMetadata, adapter: ChannelAdapter, state: Any) -> None:
@@ -65,6 +69,8 @@ class ChannelRecord:
         self.idempotency: dict[tuple[str, str], str] = {}
         self.replying: set[tuple[str, str]] = set()
         self.activated: asyncio.Future[ChannelMetadata] | None = None
+        self.texts = 0
+        """How many text and packet envelopes the WAL holds (what views count)."""
 
     @property
     def id(self) -> str:
@@ -210,6 +216,8 @@ class Channels:
         stamped = msgspec.structs.replace(envelope, envelope_id=self._ids(), created_at=iso_now())
         durable = self._store.append(stamped)
         record.state = record.adapter.fold(record.state, stamped)
+        if stamped.event_type in _TEXTS:
+            record.texts += 1
         return stamped, durable
 
     def commit_hub_event(

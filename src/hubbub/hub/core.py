@@ -19,7 +19,7 @@ from ..adapters.views import ViewPolicy, view_policy_by_name
 from ..errors import ChannelRuleError, UsageError
 from ..model._time import iso_now, to_iso
 from ..model.channel import ChannelMetadata, ChannelState
-from ..model.envelope import EV_TEXT, Envelope
+from ..model.envelope import EV_PACKET, EV_TEXT, Envelope
 from ..model.identity import Passport, Resume
 from ..model.ids import MonotonicIds, make_id
 from ..model.rule import Rule, validate_rule
@@ -81,12 +81,15 @@ class Hub:
         adapter = self.adapters.get(metadata.manifest.type, metadata.manifest.version)
         state = adapter.initial_state(metadata)
         since: str | None = None
+        texts = 0
         while batch := await self.store.read_wal(metadata.channel_id, since=since, limit=1000):
             for envelope in batch:
                 state = adapter.fold(state, envelope)
+                texts += envelope.event_type in (EV_TEXT, EV_PACKET)
             since = batch[-1].envelope_id
             self._ids.advance_past(since)
         record = ChannelRecord(metadata, adapter, state)
+        record.texts = texts
         self.channels.add(record)
         self.lifecycle.schedule(record)
 
@@ -292,13 +295,20 @@ class Hub:
         if envelope is None:
             return TurnContext(is_turn=False, reason="envelope not in this channel")
         view = self._view_for(record, agent_id)
-        history = await self.store.read_wal(channel_id, until=envelope_id)
         names = {a: self.registry.name_of(a) for a in record.members}
+        earlier = 0
+        if view.window is None:
+            history = await self.store.read_wal(channel_id, until=envelope_id)
+        else:
+            # Bounded read: the window plus room for control events and other audiences.
+            history = await self.store.read_wal_tail(channel_id, 3 * view.window + 8, until=envelope_id)
+            read_texts = sum(1 for e in history if e.event_type in (EV_TEXT, EV_PACKET))
+            earlier = max(record.texts - read_texts, 0)
         return TurnContext(
             is_turn=True,
             channel=meta,
             prompt=record.adapter.turn_input(envelope) or "",
-            transcript=view.project(history, agent_id, names),
+            transcript=view.project(history, agent_id, names, earlier),
             names=names,
             context=dict(getattr(record.state, "context_vars", None) or {}),
             envelope=envelope,
