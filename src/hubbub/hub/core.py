@@ -30,6 +30,7 @@ from .channels import ChannelRecord, Channels
 from .deadlines import Deadlines
 from .delivery import Delivery, Endpoint
 from .lifecycle import Lifecycle
+from .listeners import HubListener, Listeners
 from .registry import Registry
 
 __all__ = ["Hub"]
@@ -50,6 +51,7 @@ class Hub:
         self.delivery = Delivery()
         self._ids = MonotonicIds()
         self._deadlines = Deadlines()
+        self.listeners = Listeners()
         self.channels = Channels(self.store, self.delivery, self._ids)
         self.lifecycle = Lifecycle(
             self.store,
@@ -94,8 +96,9 @@ class Hub:
         self.lifecycle.schedule(record)
 
     async def aclose(self) -> None:
-        """Stop deadlines and close the store."""
+        """Stop deadlines, let listeners drain, and close the store."""
         await self._deadlines.aclose()
+        await self.listeners.aclose()
         await self.store.aclose()
         self._started = False
 
@@ -106,6 +109,10 @@ class Hub:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+    def register_listener(self, listener: HubListener) -> None:
+        """Observe the hub (see :class:`HubListener`); hooks run later, never on the post path."""
+        self.listeners.add(listener)
 
     def register_adapter(self, adapter: ChannelAdapter, *, replace: bool = False) -> None:
         """Add a channel type (see :class:`~hubbub.adapters.ChannelAdapter`)."""
