@@ -5,7 +5,8 @@
     HubbubError                      code="error"
     ├── NotFoundError                code="not_found"       unknown agent, channel, envelope
     ├── AccessDeniedError            code="access_denied"   a rule or the arbiter said no
-    │   └── InboxFull                code="inbox_full"      recipient holds max_pending unacked
+    │   ├── InboxFull                code="inbox_full"      recipient holds max_pending unacked
+    │   └── RateLimitedError         code="rate_limited"    sender is past its rate; see retry_after
     ├── AuthError                    code="auth_failed"     bad or missing credential
     ├── ProtocolError                code="protocol_error"  malformed frame or envelope
     │   └── ChannelRuleError         code="channel_rule"    the channel's adapter refused a send
@@ -35,6 +36,7 @@ __all__ = [
     "InboxFull",
     "NotFoundError",
     "ProtocolError",
+    "RateLimitedError",
     "StorageError",
     "TransportError",
     "UsageError",
@@ -83,6 +85,16 @@ class InboxFull(AccessDeniedError):
     """The recipient holds ``max_pending`` unacked envelopes; retry after it acks."""
 
     code = "inbox_full"
+
+
+class RateLimitedError(AccessDeniedError):
+    """The sender used up its rate (``limits.rate``); retry after ``retry_after`` seconds."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float, **kwargs: str | None) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.retry_after = retry_after
 
 
 class AuthError(HubbubError):
@@ -146,6 +158,7 @@ _BY_CODE: dict[str, type[HubbubError]] = {
         NotFoundError,
         AccessDeniedError,
         InboxFull,
+        RateLimitedError,
         AuthError,
         ProtocolError,
         ChannelRuleError,

@@ -12,13 +12,14 @@ loop itself.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 
+from ..adapters._common import is_bypass
 from ..adapters.base import ChannelAdapter
-from ..errors import AccessDeniedError, ChannelClosedError, NotFoundError, ProtocolError
+from ..errors import AccessDeniedError, ChannelClosedError, HubbubError, NotFoundError, ProtocolError
 from ..model._time import iso_now
 from ..model.channel import ChannelMetadata, ChannelState
 from ..model.envelope import (
@@ -34,7 +35,11 @@ from ..model.envelope import (
 )
 from ..model.ids import MonotonicIds
 from ..storage.base import Store
-from .delivery import Delivery
+from .delivery import recipients_of
+from .dispatch import Dispatcher
+from .governance import Governance
+from .listeners import Listeners
+from .registry import Registry
 
 __all__ = ["HUB_SENDER", "ChannelRecord", "Channels"]
 
@@ -80,12 +85,25 @@ class ChannelRecord:
 class Channels:
     """Every channel the hub knows, and the post path into them."""
 
-    def __init__(self, store: Store, delivery: Delivery, ids: MonotonicIds) -> None:
+    def __init__(
+        self,
+        store: Store,
+        ids: MonotonicIds,
+        registry: Registry,
+        governance: Governance,
+        dispatcher: Dispatcher,
+        listeners: Listeners,
+    ) -> None:
         self._store = store
-        self._delivery = delivery
         self._ids = ids
+        self._registry = registry
+        self._governance = governance
+        self._dispatcher = dispatcher
+        self._listeners = listeners
         self._records: dict[str, ChannelRecord] = {}
         self._by_agent: dict[str, set[str]] = {}
+        self.watch: Callable[[ChannelRecord, Envelope], None] | None = None
+        """Called with every accepted envelope before anything awaits (the expectations engine)."""
 
     # lookup
 
@@ -142,17 +160,48 @@ class Channels:
                 earlier = await self._store.find_by_idempotency_key(record.id, sender_id, key)
             if earlier is not None:
                 return earlier
-        self._check(record, envelope, sender_id)
+        try:
+            self._check(record, envelope, sender_id)
+            skip = self._govern(record, envelope, sender_id)
+        except HubbubError as exc:
+            self._rejected(envelope, sender_id, exc)
+            raise
         stamped, durable = self._commit(record, envelope)
         if key is not None:
             record.idempotency[(sender_id, key)] = stamped.envelope_id
         followups = self._apply(record, stamped)
         if durable is not None:
             await durable
-        self._delivery.dispatch(stamped, record.participants)
+        self._dispatcher.dispatch(stamped, record.participants, substantive=not is_bypass(stamped), skip=skip)
+        if self._listeners.wants("on_envelope_posted"):
+            self._listeners.emit("on_envelope_posted", stamped)
         if followups is not None:
             await self.settle(record, followups)
         return stamped.envelope_id
+
+    def _govern(self, record: ChannelRecord, envelope: Envelope, sender_id: str) -> list[str] | None:
+        """Rules and arbiters for a substantive send; returns recipients to skip."""
+        if is_bypass(envelope):
+            return None
+        sender = self._registry.find(sender_id)
+        if sender is None:
+            return None
+        find = self._registry.find
+        recipients = [r for r in map(find, recipients_of(envelope, record.participants)) if r is not None]
+        return self._governance.check_send(sender, envelope, record.metadata, recipients) or None
+
+    def _rejected(self, envelope: Envelope, sender_id: str, error: HubbubError) -> None:
+        if self._listeners.wants("on_envelope_rejected"):
+            self._listeners.emit("on_envelope_rejected", envelope, sender_id, error)
+        if isinstance(error, AccessDeniedError):
+            self._governance.audit(
+                "send_denied",
+                actor=sender_id,
+                agent_id=error.agent_id or sender_id,
+                channel_id=envelope.channel_id,
+                reason=error.reason,
+                data={"error": str(error), "event_type": envelope.event_type},
+            )
 
     def _check(self, record: ChannelRecord, envelope: Envelope, sender_id: str) -> None:
         meta = record.metadata
@@ -218,6 +267,8 @@ class Channels:
         record.state = record.adapter.fold(record.state, stamped)
         if stamped.event_type in _TEXTS:
             record.texts += 1
+        if self.watch is not None:
+            self.watch(record, stamped)
         return stamped, durable
 
     def commit_hub_event(
@@ -279,8 +330,23 @@ class Channels:
         meta.state = state
         meta.close_reason = reason
         meta.closed_at = iso_now()
+        self.announce(state.value, record)
         event = EV_CHANNEL_EXPIRED if state is ChannelState.EXPIRED else EV_CHANNEL_CLOSED
         return [self.commit_hub_event(record, event, {"reason": reason, "state": state.value})]
+
+    def announce(self, kind: str, record: ChannelRecord) -> None:
+        """Tell listeners and the audit log a channel was created, opened, closed or expired."""
+        meta = record.metadata
+        if self._listeners.wants("on_channel_event"):
+            self._listeners.emit("on_channel_event", kind, meta)
+        if kind != "opened":
+            self._governance.audit(
+                f"channel_{kind}",
+                actor=meta.creator_id,
+                channel_id=meta.channel_id,
+                reason=meta.close_reason,
+                data={"type": meta.manifest.type, "participants": meta.participant_ids()},
+            )
 
     async def settle(
         self, record: ChannelRecord, followups: list[tuple[Envelope, Awaitable[None] | None]]
@@ -290,7 +356,7 @@ class Channels:
         for envelope, durable in followups:
             if durable is not None:
                 await durable
-            self._delivery.dispatch(envelope, record.participants)
+            self._dispatcher.dispatch(envelope, record.participants, substantive=not is_bypass(envelope))
         waiter = record.activated
         meta = record.metadata
         if waiter is not None and not waiter.done() and meta.state is not ChannelState.PENDING:

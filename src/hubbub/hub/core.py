@@ -26,9 +26,13 @@ from ..model.rule import Rule, validate_rule
 from ..model.turn import PendingTurn, TurnContext
 from ..storage.base import AgentRecord, Store
 from ..storage.memory import MemoryStore
+from .arbiter import HubArbiter
+from .audit import AuditLog
 from .channels import ChannelRecord, Channels
 from .deadlines import Deadlines
 from .delivery import Delivery, Endpoint
+from .dispatch import Dispatcher
+from .governance import Governance
 from .lifecycle import Lifecycle
 from .listeners import HubListener, Listeners
 from .registry import Registry
@@ -52,15 +56,22 @@ class Hub:
         self._ids = MonotonicIds()
         self._deadlines = Deadlines()
         self.listeners = Listeners()
-        self.channels = Channels(self.store, self.delivery, self._ids)
+        self.governance = Governance(self.listeners, self._open_channels)
+        self.dispatcher = Dispatcher(self.registry, self.governance, self.delivery, self.listeners)
+        self.channels = Channels(
+            self.store, self._ids, self.registry, self.governance, self.dispatcher, self.listeners
+        )
         self.lifecycle = Lifecycle(
             self.store,
             self.registry,
             self.channels,
             self.adapters,
             self._deadlines,
+            self.governance,
             invite_ack_timeout=invite_ack_timeout,
         )
+        self.audit = AuditLog(self.store)
+        self.listeners.add(self.audit)
         self._started = False
         self._started_at = 0.0
 
@@ -110,6 +121,13 @@ class Hub:
     ) -> None:
         await self.aclose()
 
+    def _open_channels(self, agent_id: str) -> int:
+        return self.channels.open_count(agent_id)
+
+    def register_arbiter(self, arbiter: HubArbiter) -> None:
+        """Consult ``arbiter`` before register, open, send and dispatch, after the rule-based one."""
+        self.governance.add_arbiter(arbiter)
+
     def register_listener(self, listener: HubListener) -> None:
         """Observe the hub (see :class:`HubListener`); hooks run later, never on the post path."""
         self.listeners.add(listener)
@@ -137,6 +155,7 @@ class Hub:
                 "or attach to the existing identity with HubClient.attach()",
                 reason="name_taken",
             )
+        self.governance.check_register(passport)
         stamped = msgspec.structs.replace(passport, agent_id=make_id(), created_at=iso_now())
         record = AgentRecord(
             passport=stamped,
@@ -146,7 +165,15 @@ class Hub:
         )
         await self.store.put_agent(record)
         self.registry.add(record)
+        self._agent_event("registered", stamped)
         return stamped
+
+    def _agent_event(self, kind: str, passport: Passport, **data: Any) -> None:
+        if self.listeners.wants("on_agent_event"):
+            self.listeners.emit("on_agent_event", kind, passport)
+        if kind in ("registered", "unregistered", "resume_set", "rule_set"):
+            audit_kind = kind if kind.endswith("_set") else f"agent_{kind}"
+            self.governance.audit(audit_kind, actor=passport.agent_id, agent_id=passport.agent_id, data=data)
 
     async def unregister(self, agent_id: str) -> None:
         """Remove an agent from the directory (its channels and WAL stay)."""
@@ -154,6 +181,7 @@ class Hub:
         assert record.passport.agent_id is not None
         self.delivery.unbind(record.passport.agent_id)
         await self.store.delete_agent(record.passport.agent_id)
+        self._agent_event("unregistered", record.passport)
 
     def get_agent(self, name_or_id: str) -> Passport:
         """An agent's passport by name or id."""
@@ -178,6 +206,7 @@ class Hub:
         updated = msgspec.structs.replace(record, rule=validate_rule(rule))
         await self.store.put_agent(updated)
         self.registry.add(updated)
+        self._agent_event("rule_set", updated.passport, rule=msgspec.to_builtins(updated.rule))
 
     def list_agents(
         self, *, capability: str | None = None, kind: str | None = None, limit: int = 50
@@ -374,6 +403,9 @@ class Hub:
     async def ack(self, agent_id: str, channel_id: str, envelope_id: str) -> None:
         """``agent_id`` processed ``envelope_id``: advance its cursor for the channel."""
         if self.delivery.ack(agent_id, channel_id, envelope_id):
+            record = self.registry.find(agent_id)
+            if record is not None:
+                self.governance.on_ack(agent_id, channel_id, envelope_id, record.rule.limits.inbox)
             await self.store.set_cursor(agent_id, channel_id, envelope_id)
 
     async def replay(self, agent_id: str, *, since: str | None = None) -> int:
@@ -387,9 +419,7 @@ class Hub:
             start = max(filter(None, (cursor, since)), default=None)
             while batch := await self.store.read_wal(record.id, since=start, limit=500):
                 for envelope in batch:
-                    if envelope.sender_id != agent_id and (
-                        envelope.audience is None or agent_id in envelope.audience
-                    ):
+                    if self.dispatcher.replayable(envelope, agent_id):
                         endpoint.deliver(envelope, agent_id)
                         sent += 1
                 start = batch[-1].envelope_id

@@ -19,9 +19,10 @@ from ..model.channel import ChannelMetadata, ChannelState, Participant, Particip
 from ..model.envelope import EV_CHANNEL_INVITE
 from ..model.ids import make_id
 from ..model.rule import parse_duration
-from ..storage.base import Store
+from ..storage.base import AgentRecord, Store
 from .channels import ChannelRecord, Channels
 from .deadlines import Deadlines
+from .governance import Governance
 from .registry import Registry
 
 __all__ = ["Lifecycle"]
@@ -37,9 +38,11 @@ class Lifecycle:
         channels: Channels,
         adapters: AdapterRegistry,
         deadlines: Deadlines,
+        governance: Governance,
         *,
         invite_ack_timeout: float,
     ) -> None:
+        self._governance = governance
         self._store = store
         self._registry = registry
         self._channels = channels
@@ -65,8 +68,10 @@ class Lifecycle:
         creator_id = creator_rec.passport.agent_id
         assert creator_id is not None
         invitees: list[str] = []
+        invitee_records: list[AgentRecord] = []
         for name_or_id in participants:
-            agent_id = self._registry.get(name_or_id).passport.agent_id
+            invitee = self._registry.get(name_or_id)
+            agent_id = invitee.passport.agent_id
             assert agent_id is not None
             if agent_id == creator_id:
                 raise UsageError(
@@ -75,7 +80,9 @@ class Lifecycle:
                 )
             if agent_id not in invitees:
                 invitees.append(agent_id)
+                invitee_records.append(invitee)
         adapter = self._adapters.get(type_, version)
+        self._governance.check_open(creator_rec, type_, invitee_records)
         ttl_seconds = parse_duration(ttl if ttl is not None else creator_rec.rule.limits.channel_ttl_default)
         now = time.time()
         stamp = iso_now()
@@ -105,6 +112,7 @@ class Lifecycle:
         record = ChannelRecord(metadata, adapter, adapter.initial_state(metadata))
         record.activated = asyncio.get_running_loop().create_future()
         self._channels.add(record)
+        self._channels.announce("created", record)
         await self._store.put_channel(metadata)
         invite = {
             "channel_type": type_,

@@ -15,6 +15,7 @@ from collections.abc import Awaitable
 
 import msgspec
 
+from ..model.audit import AuditRecord
 from ..model.channel import ChannelMetadata
 from ..model.envelope import Envelope
 from ..model.identity import Passport, Resume
@@ -100,6 +101,24 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def load_cursors(self) -> dict[tuple[str, str], str]:
         """Every ``(agent_id, channel_id) → envelope_id`` cursor."""
+
+    # audit
+    @abc.abstractmethod
+    async def append_audit(self, record: AuditRecord) -> None:
+        """Persist one audit record."""
+
+    @abc.abstractmethod
+    async def read_audit(
+        self,
+        *,
+        kind: str | None = None,
+        agent_id: str | None = None,
+        channel_id: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int = 1000,
+    ) -> list[AuditRecord]:
+        """Audit records, oldest first, matching every filter given."""
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Flush and release resources."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Awaitable
 
+from ..model.audit import AuditRecord
 from ..model.channel import ChannelMetadata
 from ..model.envelope import Envelope
 from .base import AgentRecord, Store
@@ -35,6 +36,7 @@ class MemoryStore(Store):
         self._channels: dict[str, ChannelMetadata] = {}
         self._wals: dict[str, _Wal] = {}
         self._cursors: dict[tuple[str, str], str] = {}
+        self._audit: list[AuditRecord] = []
 
     async def put_agent(self, record: AgentRecord) -> None:
         assert record.passport.agent_id is not None
@@ -112,3 +114,30 @@ class MemoryStore(Store):
 
     async def load_cursors(self) -> dict[tuple[str, str], str]:
         return dict(self._cursors)
+
+    async def append_audit(self, record: AuditRecord) -> None:
+        self._audit.append(record)
+
+    async def read_audit(
+        self,
+        *,
+        kind: str | None = None,
+        agent_id: str | None = None,
+        channel_id: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int = 1000,
+    ) -> list[AuditRecord]:
+        out = []
+        for r in self._audit:
+            if (
+                (kind is None or r.kind == kind)
+                and (agent_id is None or r.agent_id == agent_id or r.actor == agent_id)
+                and (channel_id is None or r.channel_id == channel_id)
+                and (since is None or r.at >= since)
+                and (until is None or r.at <= until)
+            ):
+                out.append(r)
+                if len(out) >= limit:
+                    break
+        return out
