@@ -18,7 +18,7 @@ from ..adapters.registry import AdapterRegistry
 from ..adapters.views import ViewPolicy, view_policy_by_name
 from ..errors import ChannelRuleError, UsageError
 from ..model._time import iso_now, to_iso
-from ..model.channel import ChannelMetadata, ChannelState
+from ..model.channel import ChannelMetadata, ChannelState, Expectation
 from ..model.envelope import EV_PACKET, EV_TEXT, Envelope
 from ..model.identity import Passport, Resume
 from ..model.ids import MonotonicIds, make_id
@@ -32,6 +32,7 @@ from .channels import ChannelRecord, Channels
 from .deadlines import Deadlines
 from .delivery import Delivery, Endpoint
 from .dispatch import Dispatcher
+from .expectations import Expectations, ViolationHandler
 from .governance import Governance
 from .lifecycle import Lifecycle
 from .listeners import HubListener, Listeners
@@ -72,6 +73,11 @@ class Hub:
         )
         self.audit = AuditLog(self.store)
         self.listeners.add(self.audit)
+        self.expectations = Expectations(
+            self.channels, self._deadlines, self.governance, self.listeners, self.lifecycle.close
+        )
+        self.lifecycle.expectations = self.expectations
+        self.channels.watch = self.expectations.watch
         self._started = False
         self._started_at = 0.0
 
@@ -105,6 +111,7 @@ class Hub:
         record.texts = texts
         self.channels.add(record)
         self.lifecycle.schedule(record)
+        self.expectations.start(record)
 
     async def aclose(self) -> None:
         """Stop deadlines, let listeners drain, and close the store."""
@@ -127,6 +134,14 @@ class Hub:
     def register_arbiter(self, arbiter: HubArbiter) -> None:
         """Consult ``arbiter`` before register, open, send and dispatch, after the rule-based one."""
         self.governance.add_arbiter(arbiter)
+
+    def set_expectations(self, channel_type: str, expectations: list[Expectation]) -> None:
+        """Replace the expectations of every new channel of ``channel_type`` (knobs can still override)."""
+        self.expectations.set_for_type(channel_type, expectations)
+
+    def register_violation_handler(self, name: str, handler: ViolationHandler) -> None:
+        """Add an ``on_violation`` handler usable by expectations: ``async handler(violation)``."""
+        self.expectations.register_handler(name, handler)
 
     def register_listener(self, listener: HubListener) -> None:
         """Observe the hub (see :class:`HubListener`); hooks run later, never on the post path."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..adapters.registry import AdapterRegistry
 from ..errors import AccessDeniedError, HubTimeoutError, UsageError
@@ -23,6 +23,9 @@ from ..storage.base import AgentRecord, Store
 from .channels import ChannelRecord, Channels
 from .deadlines import Deadlines
 from .governance import Governance
+
+if TYPE_CHECKING:
+    from .expectations import Expectations
 from .registry import Registry
 
 __all__ = ["Lifecycle"]
@@ -43,6 +46,7 @@ class Lifecycle:
         invite_ack_timeout: float,
     ) -> None:
         self._governance = governance
+        self.expectations: Expectations | None = None
         self._store = store
         self._registry = registry
         self._channels = channels
@@ -110,8 +114,12 @@ class Lifecycle:
         )
         adapter.validate_create(metadata)
         record = ChannelRecord(metadata, adapter, adapter.initial_state(metadata))
+        if self.expectations is not None:
+            self.expectations.resolve(record)
         record.activated = asyncio.get_running_loop().create_future()
         self._channels.add(record)
+        if self.expectations is not None:
+            self.expectations.start(record)
         self._channels.announce("created", record)
         await self._store.put_channel(metadata)
         invite = {

@@ -1,0 +1,311 @@
+"""Expectations: timing contracts per channel, driven by deadlines, never by rescanning WALs.
+
+Built-in expectations (``params={"seconds": N}``):
+
+* ``acks_within`` — every invitee acks within N s of creation (while PENDING);
+* ``reply_within`` — a text gets an answer from someone else within N s;
+* ``max_silence`` — an active channel carries some text at least every N s;
+* ``turn_within`` — whoever the adapter expects next acts within N s.
+
+They come from the channel type's manifest, can be replaced per type
+(:meth:`Expectations.set_for_type`) and per channel (knob ``expectations``:
+a list of ``{"name", "on_violation", "params", "applies_to"}``). The post path
+only updates a few fields per channel (:meth:`watch`); one deadline per
+channel, at the earliest due time, wakes :meth:`_tick`, which evaluates and
+re-arms. Each violation fires once: it is audited, sent to listeners
+(``on_expectation_fired``), then handled: ``audit`` (nothing more),
+``notify_channel`` (an ``EV_EXPECTATION_VIOLATED`` envelope in the channel) or
+``auto_close``; ``register_handler`` adds more.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+
+from ..errors import UsageError
+from ..model._time import from_iso, iso_now
+from ..model.channel import ChannelState, Expectation
+from ..model.envelope import EV_EXPECTATION_VIOLATED, EV_PACKET, EV_TEXT, Envelope
+from .channels import ChannelRecord, Channels
+from .deadlines import Deadlines
+from .delivery import recipients_of
+from .governance import Governance
+from .listeners import Listeners
+
+__all__ = ["BUILTIN_EXPECTATIONS", "Expectations", "Violation", "ViolationHandler"]
+
+BUILTIN_EXPECTATIONS = ("acks_within", "reply_within", "max_silence", "turn_within")
+_TEXTS = (EV_TEXT, EV_PACKET)
+
+
+class Violation(msgspec.Struct, kw_only=True, frozen=True):
+    """One broken expectation: which, where, by whom, and what started the clock."""
+
+    name: str
+    channel_id: str
+    violators: list[str]
+    on_violation: str
+    seconds: float
+    trigger_envelope_id: str | None = None
+    at: str = ""
+
+
+ViolationHandler = Callable[[Violation], Awaitable[None]]
+
+
+class _Watch:
+    __slots__ = (
+        "armed_at",
+        "awaiting",
+        "expectations",
+        "fired",
+        "last_text",
+        "turn",
+        "wants_reply",
+        "wants_turn",
+    )
+
+    def __init__(self, expectations: list[Expectation], now: float) -> None:
+        self.expectations = expectations
+        self.wants_reply = any(e.name == "reply_within" for e in expectations)
+        self.wants_turn = any(e.name == "turn_within" for e in expectations)
+        self.last_text: tuple[float, str | None] = (now, None)
+        self.awaiting: tuple[float, str, str, list[str]] | None = None
+        self.turn: tuple[str, str | None, float] | None = None
+        self.fired: set[tuple[Any, ...]] = set()
+        self.armed_at: float | None = None
+
+
+def _seconds(expectation: Expectation) -> float:
+    value = expectation.params.get("seconds")
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise UsageError(
+            f"expectation {expectation.name!r} needs params={{'seconds': N}} with N > 0, "
+            f"got {expectation.params!r}"
+        )
+    return float(value)
+
+
+class Expectations:
+    """Watches every channel that declares expectations and fires violations once."""
+
+    def __init__(
+        self,
+        channels: Channels,
+        deadlines: Deadlines,
+        governance: Governance,
+        listeners: Listeners,
+        close: Callable[[str, str], Awaitable[Any]],
+    ) -> None:
+        self._channels = channels
+        self._deadlines = deadlines
+        self._governance = governance
+        self._listeners = listeners
+        self._close = close
+        self._watches: dict[str, _Watch] = {}
+        self._by_type: dict[str, list[Expectation]] = {}
+        self._handlers: dict[str, ViolationHandler] = {
+            "audit": self._noop,
+            "warn": self._noop,
+            "notify_channel": self._notify,
+            "auto_close": self._auto_close,
+        }
+
+    # configuration
+
+    def set_for_type(self, channel_type: str, expectations: list[Expectation]) -> None:
+        """Replace the manifest's expectations for every new channel of ``channel_type``."""
+        for e in expectations:
+            self._validate(e)
+        self._by_type[channel_type] = list(expectations)
+
+    def register_handler(self, name: str, handler: ViolationHandler) -> None:
+        """Add an ``on_violation`` handler: ``async handler(violation)``."""
+        self._handlers[name] = handler
+
+    def _validate(self, e: Expectation) -> None:
+        if e.name not in BUILTIN_EXPECTATIONS:
+            raise UsageError(f"unknown expectation {e.name!r}; known: {', '.join(BUILTIN_EXPECTATIONS)}")
+        if e.on_violation not in self._handlers:
+            raise UsageError(
+                f"expectation {e.name!r} has unknown on_violation {e.on_violation!r}; "
+                f"known: {', '.join(sorted(self._handlers))}"
+            )
+        _seconds(e)
+
+    def resolve(self, record: ChannelRecord) -> list[Expectation]:
+        """The channel's expectations: its knob, else its type's override, else the manifest's."""
+        meta = record.metadata
+        knob = meta.knobs.get("expectations")
+        if knob is not None:
+            try:
+                chosen = msgspec.convert(knob, list[Expectation])
+            except msgspec.ValidationError as exc:
+                raise UsageError(
+                    f"knob 'expectations' of channel {meta.channel_id} is malformed: {exc}"
+                ) from exc
+        else:
+            chosen = self._by_type.get(meta.manifest.type, meta.manifest.expectations)
+        for e in chosen:
+            self._validate(e)
+        return list(chosen)
+
+    # the post path
+
+    def start(self, record: ChannelRecord) -> None:
+        """Begin watching a new or restored channel."""
+        expectations = self.resolve(record)
+        if not expectations or record.metadata.is_terminal():
+            return
+        self._watches[record.id] = _Watch(expectations, time.time())
+        self._arm(record.id, time.time())
+
+    def watch(self, record: ChannelRecord, envelope: Envelope) -> None:
+        """Called for every accepted envelope before anything awaits; O(1)."""
+        w = self._watches.get(record.id)
+        if w is None:
+            return
+        if record.metadata.is_terminal():
+            self._deadlines.cancel(("exp", record.id))
+            del self._watches[record.id]
+            return
+        now = time.time()
+        if envelope.event_type in _TEXTS:
+            w.last_text = (now, envelope.envelope_id)
+            if w.awaiting is not None and envelope.sender_id != w.awaiting[1]:
+                w.awaiting = None
+            if w.awaiting is None and w.wants_reply:
+                addressed = recipients_of(envelope, record.participants)
+                w.awaiting = (now, envelope.sender_id, envelope.envelope_id, addressed)
+                self._due(record.id, w, now, "reply_within")
+        if w.wants_turn and record.metadata.state is ChannelState.ACTIVE:
+            expected = record.adapter.expected_next(record.metadata, record.state)
+            key = (expected.agent_id, expected.triggering_envelope_id) if expected else None
+            if key is None:
+                w.turn = None
+            elif w.turn is None or w.turn[:2] != key:
+                w.turn = (key[0], key[1], now)
+                self._due(record.id, w, now, "turn_within")
+
+    def _due(self, channel_id: str, w: _Watch, now: float, name: str) -> None:
+        for e in w.expectations:
+            if e.name == name:
+                when = now + _seconds(e)
+                if w.armed_at is None or when < w.armed_at:
+                    self._arm(channel_id, when)
+
+    def _arm(self, channel_id: str, when: float) -> None:
+        w = self._watches.get(channel_id)
+        if w is None:
+            return
+        w.armed_at = when
+        self._deadlines.at(("exp", channel_id), when, lambda: self._tick(channel_id))
+
+    # evaluation
+
+    async def _tick(self, channel_id: str) -> None:
+        w = self._watches.get(channel_id)
+        if w is None:
+            return
+        w.armed_at = None
+        record = self._channels.get(channel_id)
+        meta = record.metadata
+        if meta.is_terminal():
+            del self._watches[channel_id]
+            return
+        now = time.time()
+        next_due: float | None = None
+        fired: list[Violation] = []
+        for index, e in enumerate(w.expectations):
+            found = self._evaluate(record, w, index, e, now)
+            if found is None:
+                continue
+            due, key, violators, trigger = found
+            if key in w.fired:
+                continue
+            if due > now:
+                next_due = due if next_due is None else min(next_due, due)
+                continue
+            violators = self._applicable(record, e, violators)
+            w.fired.add(key)
+            if violators:
+                fired.append(
+                    Violation(
+                        name=e.name,
+                        channel_id=channel_id,
+                        violators=violators,
+                        on_violation=e.on_violation,
+                        seconds=_seconds(e),
+                        trigger_envelope_id=trigger,
+                        at=iso_now(),
+                    )
+                )
+        if next_due is not None:
+            self._arm(channel_id, next_due)
+        for violation in fired:
+            await self._fire(violation)
+
+    def _evaluate(
+        self, record: ChannelRecord, w: _Watch, index: int, e: Expectation, now: float
+    ) -> tuple[float, tuple[Any, ...], list[str], str | None] | None:
+        meta = record.metadata
+        seconds = _seconds(e)
+        if e.name == "acks_within":
+            if meta.state is not ChannelState.PENDING:
+                return None
+            return from_iso(meta.created_at) + seconds, (index,), list(meta.pending_acks), None
+        if meta.state is not ChannelState.ACTIVE:
+            return None
+        if e.name == "max_silence":
+            since, trigger = w.last_text
+            return since + seconds, (index, trigger), list(record.participants), trigger
+        if e.name == "reply_within" and w.awaiting is not None:
+            since, _, envelope_id, addressed = w.awaiting
+            return since + seconds, (index, envelope_id), list(addressed), envelope_id
+        if e.name == "turn_within" and w.turn is not None:
+            agent_id, trigger, since = w.turn
+            return since + seconds, (index, trigger, agent_id), [agent_id], trigger
+        return None
+
+    @staticmethod
+    def _applicable(record: ChannelRecord, e: Expectation, violators: list[str]) -> list[str]:
+        if not e.applies_to:
+            return violators
+        roles = {p.agent_id: p.role.value for p in record.metadata.participants}
+        return [v for v in violators if v in e.applies_to or roles.get(v) in e.applies_to]
+
+    async def _fire(self, violation: Violation) -> None:
+        self._governance.audit(
+            "expectation_violated",
+            channel_id=violation.channel_id,
+            agent_id=violation.violators[0],
+            reason=violation.name,
+            data=msgspec.to_builtins(violation),
+        )
+        if self._listeners.wants("on_expectation_fired"):
+            self._listeners.emit("on_expectation_fired", violation)
+        await self._handlers[violation.on_violation](violation)
+
+    # handlers
+
+    async def _noop(self, violation: Violation) -> None:
+        return None
+
+    async def _notify(self, violation: Violation) -> None:
+        record = self._channels.get(violation.channel_id)
+        if record.metadata.is_terminal():
+            return
+        data = msgspec.to_builtins(violation)
+        followups = [self._channels.commit_hub_event(record, EV_EXPECTATION_VIOLATED, data)]
+        await self._channels.settle(record, followups)
+
+    async def _auto_close(self, violation: Violation) -> None:
+        await self._close(violation.channel_id, f"expectation_violated:{violation.name}")
+
+    def pending(self) -> int:
+        """How many channels are being watched."""
+        return len(self._watches)
