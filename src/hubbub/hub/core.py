@@ -8,6 +8,7 @@ also a control-plane op a remote client can call (see ``hub/session.py``).
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
@@ -23,6 +24,7 @@ from ..model.envelope import EV_PACKET, EV_TEXT, Envelope
 from ..model.identity import Passport, Resume
 from ..model.ids import MonotonicIds, make_id
 from ..model.rule import Rule, validate_rule
+from ..model.task import TaskEvent
 from ..model.turn import PendingTurn, TurnContext
 from ..storage.base import AgentRecord, Store
 from ..storage.memory import MemoryStore
@@ -37,6 +39,7 @@ from .governance import Governance
 from .lifecycle import Lifecycle
 from .listeners import HubListener, Listeners
 from .registry import Registry
+from .tasks import TaskBook
 
 __all__ = ["Hub"]
 
@@ -78,6 +81,9 @@ class Hub:
         )
         self.lifecycle.expectations = self.expectations
         self.channels.watch = self.expectations.watch
+        self.tasks = TaskBook(
+            self.registry, self.store, self.listeners, self._deadlines, audit=self.governance.audit
+        )
         self._started = False
         self._started_at = 0.0
 
@@ -174,7 +180,8 @@ class Hub:
         stamped = msgspec.structs.replace(passport, agent_id=make_id(), created_at=iso_now())
         record = AgentRecord(
             passport=stamped,
-            resume=msgspec.structs.replace(resume or Resume(), last_updated=iso_now()),
+            # observed is the hub's track record: a new agent starts without one.
+            resume=msgspec.structs.replace(resume or Resume(), observed={}, last_updated=iso_now()),
             rule=validate_rule(rule or Rule()),
             skill_md=skill_md,
         )
@@ -195,6 +202,7 @@ class Hub:
         record = self.registry.remove(self.registry.get(agent_id).passport.agent_id or agent_id)
         assert record.passport.agent_id is not None
         self.delivery.unbind(record.passport.agent_id)
+        self.tasks.forget(record.passport.agent_id)
         await self.store.delete_agent(record.passport.agent_id)
         self._agent_event("unregistered", record.passport)
 
@@ -209,12 +217,17 @@ class Hub:
         return self.registry.get(agent_id).rule
 
     async def set_resume(self, agent_id: str, resume: Resume) -> None:
+        """Replace what ``agent_id`` claims. ``resume.observed`` is ignored: the hub's track
+        record (folded from task outcomes, see :meth:`record_task_event`) stays as it is."""
         record = self.registry.get(agent_id)
         updated = msgspec.structs.replace(
-            record, resume=msgspec.structs.replace(resume, last_updated=iso_now())
+            record,
+            resume=msgspec.structs.replace(resume, observed=record.resume.observed, last_updated=iso_now()),
         )
-        await self.store.put_agent(updated)
+        # Registry first, with no await since the read, so a task outcome folded
+        # meanwhile is not overwritten by this record.
         self.registry.add(updated)
+        await self.store.put_agent(updated)
 
     async def set_rule(self, agent_id: str, rule: Rule) -> None:
         record = self.registry.get(agent_id)
@@ -222,6 +235,26 @@ class Hub:
         await self.store.put_agent(updated)
         self.registry.add(updated)
         self._agent_event("rule_set", updated.passport, rule=msgspec.to_builtins(updated.rule))
+
+    async def record_task_event(
+        self,
+        agent_id: str,
+        task_id: str,
+        kind: str,
+        *,
+        capabilities: list[str] | None = None,
+        duration_ms: float | None = None,
+        error: str | None = None,
+    ) -> TaskEvent:
+        """One step (``started``, ``succeeded``, ``failed``) of a task ``agent_id`` mirrors.
+
+        Results update ``Resume.observed`` per capability tag, which discovery
+        ranks by; listeners get ``on_task_event``. See :class:`~hubbub.hub.tasks.TaskBook`
+        for the rules and errors.
+        """
+        return await self.tasks.record(
+            agent_id, task_id, kind, capabilities=capabilities, duration_ms=duration_ms, error=error
+        )
 
     def list_agents(
         self, *, capability: str | None = None, kind: str | None = None, limit: int = 50
@@ -422,6 +455,33 @@ class Hub:
             if record is not None:
                 self.governance.on_ack(agent_id, channel_id, envelope_id, record.rule.limits.inbox)
             await self.store.set_cursor(agent_id, channel_id, envelope_id)
+
+    def nack(self, agent_id: str, channel_id: str, envelope_id: str, reason: str = "") -> None:
+        """``agent_id`` could not process ``envelope_id`` (its turn failed); the cursor stays, so a
+        replay delivers it again."""
+        self.governance.audit(
+            "turn_failed",
+            agent_id=agent_id,
+            channel_id=channel_id,
+            reason=reason,
+            data={"envelope_id": envelope_id},
+        )
+        if self.listeners.wants("on_turn_failed"):
+            self.listeners.emit("on_turn_failed", channel_id, agent_id, envelope_id, reason)
+
+    def register_sweeper(self, name: str, interval: float, sweep: Callable[[], Awaitable[None]]) -> None:
+        """Run ``await sweep()`` every ``interval`` seconds until the hub closes (a failure is logged)."""
+        if interval <= 0:
+            raise UsageError(f"sweeper {name!r} needs an interval above 0 seconds, got {interval}")
+
+        async def run() -> None:
+            try:
+                await sweep()
+            finally:
+                if self._started:
+                    self._deadlines.at(("sweeper", name), time.time() + interval, run)
+
+        self._deadlines.at(("sweeper", name), time.time() + interval, run)
 
     async def replay(self, agent_id: str, *, since: str | None = None) -> int:
         """Deliver again everything ``agent_id`` has not acked (past ``since`` too), per channel in order."""

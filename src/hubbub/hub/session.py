@@ -20,6 +20,7 @@ from ..errors import AccessDeniedError, ProtocolError
 from ..model.envelope import EV_TEXT, Envelope
 from ..model.identity import Passport, Resume
 from ..model.rule import Rule
+from ..model.task import TaskEvent
 from .core import Hub
 from .delivery import Endpoint
 
@@ -66,11 +67,15 @@ class Session:
             raise ProtocolError(f"params of op {op!r} must be an object, got {type(params).__name__}")
         return await handler(self, params)
 
-    async def receipt(self, envelope_id: str, status: str, recipient_id: str, channel_id: str) -> None:
+    async def receipt(
+        self, envelope_id: str, status: str, recipient_id: str, channel_id: str, reason: str = ""
+    ) -> None:
         """An ack advances ``recipient_id``'s cursor; a nack leaves it (the envelope is replayed)."""
         self._require_bound(recipient_id)
         if status == "ack":
             await self.hub.ack(recipient_id, channel_id, envelope_id)
+        else:
+            self.hub.nack(recipient_id, channel_id, envelope_id, reason)
 
     def bind(self, agent_id: str) -> None:
         self.bound.add(agent_id)
@@ -237,6 +242,28 @@ class Session:
         reply = _as(AgentReply, p.get("reply"), "reply")
         return await self.hub.post_reply(_str(p, "channel_id"), agent_id, _str(p, "causation_id"), reply)
 
+    async def _task_event(self, p: dict[str, Any]) -> TaskEvent:
+        agent_id = self._require_bound(p.get("agent_id"))
+        capabilities = p.get("capabilities")
+        if capabilities is not None and (
+            not isinstance(capabilities, list) or not all(isinstance(c, str) for c in capabilities)
+        ):
+            raise ProtocolError(f"param 'capabilities' must be a list of strings, got {capabilities!r}")
+        duration = p.get("duration_ms")
+        if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int | float)):
+            raise ProtocolError(f"param 'duration_ms' must be a number, got {duration!r}")
+        error = p.get("error")
+        if error is not None and not isinstance(error, str):
+            raise ProtocolError(f"param 'error' must be a string, got {error!r}")
+        return await self.hub.record_task_event(
+            agent_id,
+            _str(p, "task_id"),
+            _str(p, "kind"),
+            capabilities=capabilities,
+            duration_ms=duration,
+            error=error,
+        )
+
     async def _hub_status(self, p: dict[str, Any]) -> dict[str, Any]:
         return self.hub.status()
 
@@ -267,4 +294,5 @@ _OPS: dict[str, Op] = {
     "turn_context": Session._turn_context,
     "post_reply": Session._post_reply,
     "hub_status": Session._hub_status,
+    "task_event": Session._task_event,
 }

@@ -64,7 +64,7 @@ class LocalLink:
         channel_id: str,
         reason: str = "",
     ) -> None:
-        await self._live().receipt(envelope_id, status, recipient_id, channel_id)
+        await self._live().receipt(envelope_id, status, recipient_id, channel_id, reason)
 
     async def aclose(self) -> None:
         if self._session is not None:
