@@ -24,6 +24,7 @@ def test_hubbub_ops() -> None:
         "hub_status",
         "post_reply",
         "replay",
+        "task_event",
         "turn_context",
     ]
     assert not ops.HUBBUB_OPS & ops.AG2_OPS

@@ -49,6 +49,7 @@ from .rule import (
     parse_duration,
     validate_rule,
 )
+from .task import TASK_EVENT_KINDS, TaskEvent, TaskEventKind
 
 __all__ = [
     "CHANNEL_EVENTS",
@@ -65,6 +66,7 @@ __all__ = [
     "EV_TASK_CANCEL_REQUEST",
     "EV_TEXT",
     "PASSPORT_KINDS",
+    "TASK_EVENT_KINDS",
     "AccessBlock",
     "AuthBlock",
     "ChannelManifest",
@@ -88,6 +90,8 @@ __all__ = [
     "Resume",
     "ResumeExample",
     "Rule",
+    "TaskEvent",
+    "TaskEventKind",
     "id_time_ns",
     "is_control_event",
     "make_id",

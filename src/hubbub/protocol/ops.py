@@ -48,6 +48,7 @@ __all__ = [
     "SET_RESUME",
     "SET_RULE",
     "SET_SKILL",
+    "TASK_EVENT",
     "TURN_CONTEXT",
     "UNREGISTER",
     "UPDATE_TASK",
@@ -135,6 +136,10 @@ REPLAY: Final = "replay"
 POST_REPLY: Final = "post_reply"
 """``{channel_id, agent_id, causation_id, reply}`` → the id of the envelope the channel's adapter
 shaped from ``reply`` (an AgentReply); idempotent per (agent, causation_id)."""
+TASK_EVENT: Final = "task_event"
+"""``{agent_id, task_id, kind, capabilities?, duration_ms?, error?}`` → the accepted task event: one
+step (``started``, ``succeeded``, ``failed``) of a sub-task the agent mirrors; results feed the
+resume's ``observed`` track record per capability."""
 
 AG2_OPS: frozenset[str] = frozenset(
     {
@@ -172,7 +177,9 @@ AG2_OPS: frozenset[str] = frozenset(
 )
 """The operations an unmodified AG2 client may send."""
 
-HUBBUB_OPS: frozenset[str] = frozenset({TURN_CONTEXT, DISCOVER, HUB_STATUS, ATTACH, REPLAY, POST_REPLY})
+HUBBUB_OPS: frozenset[str] = frozenset(
+    {TURN_CONTEXT, DISCOVER, HUB_STATUS, ATTACH, REPLAY, POST_REPLY, TASK_EVENT}
+)
 """Operations only hubbub clients send."""
 
 OPS: frozenset[str] = AG2_OPS | HUBBUB_OPS
