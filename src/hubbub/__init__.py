@@ -34,8 +34,8 @@ from .adapters.views import (
     WindowedSummary,
 )
 from .adapters.workflow import WorkflowAdapter
-from .agents import Agent, FunctionAgent, Turn, function_agent
-from .client import AgentClient, Channel, HubClient
+from .agents import Agent, FunctionAgent, Turn, current_agent, function_agent
+from .client import AgentClient, Channel, HubClient, HumanClient, TaskMirror, TrackedTask
 from .errors import (
     AccessDeniedError,
     AuthError,
@@ -82,6 +82,7 @@ from .model import (
     RateBlock,
     Resume,
     Rule,
+    TaskEvent,
     parse_duration,
 )
 from .storage import MemoryStore, Store
@@ -136,6 +137,7 @@ __all__ = [
     "HubClient",
     "HubTimeoutError",
     "HubbubError",
+    "HumanClient",
     "InboxBlock",
     "InboxFull",
     "LimitsBlock",
@@ -158,8 +160,11 @@ __all__ = [
     "StayTarget",
     "StorageError",
     "Store",
+    "TaskEvent",
+    "TaskMirror",
     "TerminateTarget",
     "ToolCalled",
+    "TrackedTask",
     "Transition",
     "TransitionGraph",
     "TransportError",
@@ -170,6 +175,7 @@ __all__ = [
     "WorkflowAdapter",
     "WorkflowGraphError",
     "__version__",
+    "current_agent",
     "function_agent",
     "parse_duration",
     "register_condition",

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..agents.base import Agent, Turn, as_reply
+from ..agents.current import running_as
 from ..errors import HubbubError
 from ..model.channel import ChannelMetadata
 from ..model.envelope import (
@@ -36,6 +37,7 @@ from ..model.identity import Passport
 from ..model.turn import PendingTurn, TurnContext
 from ._convert import as_type
 from .channel import Channel
+from .task_mirror import TaskMirror
 
 if TYPE_CHECKING:
     from .hub_client import HubClient
@@ -86,8 +88,17 @@ class AgentClient:
     """Act as one agent: open channels, send, receive, take turns."""
 
     def __init__(
-        self, hub_client: HubClient, agent: Agent | None, passport: Passport, *, handle_turns: bool = True
+        self,
+        hub_client: HubClient,
+        agent: Agent | None,
+        passport: Passport,
+        *,
+        handle_turns: bool = True,
+        auto_answer_invites: bool = True,
     ) -> None:
+        """With ``auto_answer_invites=False`` invites are not answered for you: they reach the
+        ``on_envelope`` callbacks, and answering them (an ``EV_CHANNEL_INVITE_ACK`` or
+        ``EV_CHANNEL_INVITE_REJECT`` with ``causation_id`` = the invite) is up to you."""
         assert passport.agent_id is not None
         self.hub_client = hub_client
         self.agent = agent
@@ -95,6 +106,8 @@ class AgentClient:
         self.agent_id: str = passport.agent_id
         self.name = passport.name
         self.handle_turns = handle_turns and agent is not None
+        self.auto_answer_invites = auto_answer_invites
+        self._task_mirror: TaskMirror | None = None
         self._callbacks: list[EnvelopeCallback] = []
         self._waiters: list[_Waiter] = []
         self._lanes: dict[str, _Lane] = {}
@@ -103,6 +116,13 @@ class AgentClient:
 
     def __repr__(self) -> str:
         return f"AgentClient({self.name!r}, {self.agent_id})"
+
+    @property
+    def tasks(self) -> TaskMirror:
+        """Mirror this agent's sub-tasks to the hub (its track record); see :class:`TaskMirror`."""
+        if self._task_mirror is None:
+            self._task_mirror = TaskMirror(self)
+        return self._task_mirror
 
     # sending
 
@@ -232,7 +252,8 @@ class AgentClient:
 
     async def _process(self, envelope: Envelope) -> None:
         if envelope.event_type == EV_CHANNEL_INVITE:
-            await self._answer_invite(envelope)
+            if self.auto_answer_invites:
+                await self._answer_invite(envelope)
         elif (
             self.handle_turns
             and envelope.event_type in (EV_TEXT, EV_PACKET)
@@ -295,7 +316,8 @@ class AgentClient:
             envelope=ctx.envelope,
             knobs=ctx.channel.knobs,
         )
-        reply = as_reply(await self.agent.ask(turn))
+        with running_as(self):
+            reply = as_reply(await self.agent.ask(turn))
         if reply.text or reply.handoff or reply.finish or reply.context_set or reply.context_delete:
             try:
                 await self.hub_client.request(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from ..agents.base import Agent
 from ..errors import UsageError
@@ -16,10 +16,13 @@ from ..model.rule import Rule
 from ..transport.link import Link
 from ._convert import as_type
 from .agent_client import AgentClient
+from .human import DEFAULT_MAX_QUEUED, HumanClient, human_passport
 
 __all__ = ["HubClient"]
 
 log = logging.getLogger("hubbub.client")
+
+_C = TypeVar("_C", bound=AgentClient)
 
 
 class HubClient:
@@ -87,6 +90,7 @@ class HubClient:
         skill_md: str | None = None,
         attach_plugin: bool = False,
         handle_turns: bool = True,
+        auto_answer_invites: bool = True,
     ) -> AgentClient:
         """Register an agent and start receiving its deliveries.
 
@@ -94,6 +98,7 @@ class HubClient:
         resume to the agent's ``capabilities`` and ``summary`` if it has them.
         With ``attach_plugin`` the agent gets its :class:`AgentClient` as
         ``agent.network``, so its turns can discover peers and open channels.
+        With ``auto_answer_invites=False`` invites reach ``on_envelope`` unanswered.
         """
         if passport is None:
             agent_name = name or getattr(agent, "name", None)
@@ -109,7 +114,11 @@ class HubClient:
             "register", {"passport": passport, "resume": resume, "rule": rule, "skill_md": skill_md}
         )
         return self._host(
-            agent, as_type(Passport, raw), attach_plugin=attach_plugin, handle_turns=handle_turns
+            agent,
+            as_type(Passport, raw),
+            attach_plugin=attach_plugin,
+            handle_turns=handle_turns,
+            auto_answer_invites=auto_answer_invites,
         )
 
     async def attach(
@@ -120,6 +129,7 @@ class HubClient:
         since_envelope_id: str | None = "",
         attach_plugin: bool = False,
         handle_turns: bool = True,
+        auto_answer_invites: bool = True,
     ) -> AgentClient:
         """Act again as an already registered agent; replays what it has not acked.
 
@@ -127,7 +137,13 @@ class HubClient:
         replays only what is newer; None replays nothing.
         """
         passport = as_type(Passport, await self.request("attach", {"name": name}))
-        client = self._host(agent, passport, attach_plugin=attach_plugin, handle_turns=handle_turns)
+        client = self._host(
+            agent,
+            passport,
+            attach_plugin=attach_plugin,
+            handle_turns=handle_turns,
+            auto_answer_invites=auto_answer_invites,
+        )
         if since_envelope_id is not None:
             await self.request(
                 "replay", {"agent_id": client.agent_id, "since_envelope_id": since_envelope_id}
@@ -135,15 +151,74 @@ class HubClient:
         return client
 
     def _host(
-        self, agent: Agent | None, passport: Passport, *, attach_plugin: bool, handle_turns: bool
+        self,
+        agent: Agent | None,
+        passport: Passport,
+        *,
+        attach_plugin: bool,
+        handle_turns: bool,
+        auto_answer_invites: bool = True,
     ) -> AgentClient:
-        client = AgentClient(self, agent, passport, handle_turns=handle_turns)
-        assert passport.agent_id is not None
-        self._agents[passport.agent_id] = client
-        self._ids_by_name[passport.name] = passport.agent_id
+        client = self._adopt(
+            AgentClient(
+                self, agent, passport, handle_turns=handle_turns, auto_answer_invites=auto_answer_invites
+            )
+        )
         if attach_plugin and agent is not None:
             agent.network = client  # type: ignore[attr-defined]
         return client
+
+    def _adopt(self, client: _C) -> _C:
+        """Route ``client.agent_id``'s deliveries to ``client`` from now on."""
+        self._agents[client.agent_id] = client
+        self._ids_by_name[client.name] = client.agent_id
+        return client
+
+    # humans
+
+    async def register_human(
+        self,
+        name_or_passport: str | Passport,
+        *,
+        resume: Resume | None = None,
+        rule: Rule | None = None,
+        auto_ack_invites: bool = True,
+        max_queued: int = DEFAULT_MAX_QUEUED,
+    ) -> HumanClient:
+        """Register a person (passport ``kind="human"``) and start receiving their deliveries.
+
+        See :class:`HumanClient` for push and pull reading, invites
+        (``auto_ack_invites=False``: the human answers them) and ``max_queued``.
+        """
+        passport = human_passport(name_or_passport)
+        params = {"passport": passport, "resume": resume or Resume(), "rule": rule}
+        registered = as_type(Passport, await self.request("register", params))
+        return self._adopt(
+            HumanClient(self, registered, auto_ack_invites=auto_ack_invites, max_queued=max_queued)
+        )
+
+    async def attach_human(
+        self,
+        name: str,
+        *,
+        auto_ack_invites: bool = True,
+        max_queued: int = DEFAULT_MAX_QUEUED,
+        since_envelope_id: str | None = "",
+    ) -> HumanClient:
+        """Act again as an already registered human; replays what they have not acked
+        (``since_envelope_id`` as in :meth:`attach`)."""
+        known = await self.get_agent(name)
+        if known.effective_kind != "human":
+            raise UsageError(
+                f"{name!r} is registered as kind {known.effective_kind!r}, not 'human'; use attach() for it"
+            )
+        passport = as_type(Passport, await self.request("attach", {"name": name}))
+        human = self._adopt(
+            HumanClient(self, passport, auto_ack_invites=auto_ack_invites, max_queued=max_queued)
+        )
+        if since_envelope_id is not None:
+            await self.request("replay", {"agent_id": human.agent_id, "since_envelope_id": since_envelope_id})
+        return human
 
     async def agent_id_of(self, name_or_id: str) -> str:
         """The agent id for a name (ids pass through)."""
