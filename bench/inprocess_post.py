@@ -53,6 +53,8 @@ TEXT = "the quick brown fox jumps over the lazy dog; benchmark text x64!"
 DRAIN_TIMEOUT = 120.0
 TARGET_VS_AG2 = 10.0
 TARGET_LENGTH_SLOWDOWN = 1.5
+TARGET_GOVERNED = 1.25
+"""Issue 3: with every rule, the audit log, two listeners and all expectations on, within 1.25x of bare."""
 AG2_SKIPPED_100K = (
     "ag2 at 100k is not run: MemoryKnowledgeStore.append copies the whole WAL string (and utf-8\n"
     "encodes all of it to get the offset) on every post, O(n) per append, so filling 99k posts\n"
@@ -79,16 +81,65 @@ class Setup:
 # hubbub
 
 
+class _Counter:
+    """A listener that counts every posted envelope and every channel event."""
+
+    def __init__(self) -> None:
+        self.posted = 0
+        self.channel_events = 0
+
+    def on_envelope_posted(self, envelope: Any) -> None:
+        self.posted += 1
+
+    def on_channel_event(self, kind: str, metadata: Any) -> None:
+        self.channel_events += 1
+
+
+def governed_rule() -> Any:
+    """Every rule field switched on, with limits this workload stays inside."""
+    from hubbub import AccessBlock, ChannelTypeAccess, InboxBlock, LimitsBlock, RateBlock, Rule
+
+    return Rule(
+        access=AccessBlock(
+            inbound_from=["alice", "bob", "carol*"],
+            outbound_to=["bob", "alice", "dave?"],
+            channel_types=ChannelTypeAccess(initiate=["conv*", "consulting"], accept=["conversation"]),
+        ),
+        limits=LimitsBlock(
+            max_concurrent_channels=10,
+            max_concurrent_tasks=10,
+            delegation_depth=5,
+            rate=RateBlock(per_minute=60_000_000, burst=1_000_000),
+            inbox=InboxBlock(max_pending=10**9, high_water=10**8),
+        ),
+    )
+
+
+ALL_EXPECTATIONS = [
+    {"name": "acks_within", "on_violation": "auto_close", "params": {"seconds": 600}},
+    {"name": "reply_within", "on_violation": "notify_channel", "params": {"seconds": 600}},
+    {"name": "max_silence", "on_violation": "audit", "params": {"seconds": 3600}},
+    {"name": "turn_within", "on_violation": "audit", "params": {"seconds": 600}},
+]
+
+
 async def hubbub_setup(api: str) -> Setup:
     from hubbub import Envelope, Hub, HubClient, InboxBlock, LimitsBlock, LocalLink, MemoryStore, Rule
 
     hub = Hub(MemoryStore())
     await hub.start()
     client = HubClient(LocalLink(hub))
-    no_cap = Rule(limits=LimitsBlock(inbox=InboxBlock(max_pending=10**9)))
+    governed = api == "governed"
+    no_cap = governed_rule() if governed else Rule(limits=LimitsBlock(inbox=InboxBlock(max_pending=10**9)))
+    knobs: dict[str, Any] = {}
+    if governed:
+        # The audit log is always on; add two listeners and every expectation.
+        hub.register_listener(_Counter())  # type: ignore[arg-type]
+        hub.register_listener(_Counter())  # type: ignore[arg-type]
+        knobs["expectations"] = ALL_EXPECTATIONS
     alice = await client.register(name="alice", rule=no_cap)
     bob = await client.register(name="bob", rule=no_cap, handle_turns=False)
-    channel = await alice.open("conversation", "bob")
+    channel = await alice.open("conversation", "bob", knobs=knobs)
     channel_id, alice_id, bob_id = channel.id, alice.agent_id, bob.agent_id
 
     async def post_direct() -> str:
@@ -102,6 +153,9 @@ async def hubbub_setup(api: str) -> Setup:
     async def close() -> None:
         await client.aclose()
         await hub.aclose()
+
+    if governed:
+        assert hub.expectations.pending() == 1, "the governed run must watch its channel"
 
     return Setup(
         post=post_client if api == "client" else post_direct,
@@ -380,6 +434,8 @@ async def main(args: argparse.Namespace, loop_name: str) -> dict[str, Any]:
     figures = [hb_1k, hb_100k, Figure("hubbub", "client", 1_000, 60)]
     if not args.quick:
         figures.append(Figure("hubbub", "client", 100_000, 120))
+    hb_governed = Figure("hubbub", "governed", 1_000, 60)
+    figures.append(hb_governed)
     figures += [ag2_1k, Figure("ag2", "client", 1_000, 60)]
     if not args.quick:
         # The trend, within a 60 s budget for both together.
@@ -391,9 +447,12 @@ async def main(args: argparse.Namespace, loop_name: str) -> dict[str, Any]:
     for system in SETUPS:
         for api in ("direct", "client"):
             await one_run(system, api, BATCH, 60)
+    await one_run("hubbub", "governed", BATCH, 60)
     await measure_all(figures, repeats, log)
     profile = await profile_hubbub() if args.profile else None
 
+    governed_cost = hb_1k.best / hb_governed.best if hb_governed.best else float("inf")
+    governed_cost_median = hb_1k.median / hb_governed.median if hb_governed.median else float("inf")
     vs_ag2 = hb_1k.best / ag2_1k.best if ag2_1k.best else 0.0
     slowdown = hb_1k.best / hb_100k.best if hb_100k.best else float("inf")
     checks = {
@@ -401,6 +460,11 @@ async def main(args: argparse.Namespace, loop_name: str) -> dict[str, Any]:
             "value": round(vs_ag2, 2),
             "target": f">= {TARGET_VS_AG2:g}",
             "pass": vs_ag2 >= TARGET_VS_AG2,
+        },
+        "governed_over_bare_at_1k": {
+            "value": round(governed_cost, 3),
+            "target": f"<= {TARGET_GOVERNED:g}",
+            "pass": governed_cost <= TARGET_GOVERNED,
         },
         "hubbub_1k_over_100k": {
             "value": round(slowdown, 3),
@@ -423,6 +487,11 @@ async def main(args: argparse.Namespace, loop_name: str) -> dict[str, Any]:
         f"[{verdict[slowdown <= TARGET_LENGTH_SLOWDOWN]}] hubbub 1k / 100k (best): {hb_1k.best:,.0f} / "
         f"{hb_100k.best:,.0f} = {slowdown:.2f}   (target <= {TARGET_LENGTH_SLOWDOWN:g}, "
         f"i.e. rate_100k >= rate_1k / {TARGET_LENGTH_SLOWDOWN:g})"
+    )
+    log(
+        f"[{verdict[governed_cost <= TARGET_GOVERNED]}] bare / governed at 1k (best): {hb_1k.best:,.0f} / "
+        f"{hb_governed.best:,.0f} = {governed_cost:.2f}   (median {governed_cost_median:.2f}; "
+        f"target <= {TARGET_GOVERNED:g}: every rule, the audit log, two listeners, all expectations on)"
     )
     total = time.perf_counter() - started
     log(f"total {total:.1f} s")

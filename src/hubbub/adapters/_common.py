@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from ..errors import ChannelRuleError
 from ..model.channel import ChannelMetadata
-from ..model.envelope import EV_EXPECTATION_VIOLATED, Envelope, is_control_event
+from ..model.envelope import Envelope, is_bypass_event
 
 __all__ = ["check_participant_count", "is_bypass", "knob_int"]
 
 
 def is_bypass(envelope: Envelope) -> bool:
     """Lifecycle, task and hub notices pass every adapter's turn rules."""
-    return is_control_event(envelope.event_type) or envelope.event_type == EV_EXPECTATION_VIOLATED
+    return is_bypass_event(envelope.event_type)
 
 
 def check_participant_count(metadata: ChannelMetadata, low: int, high: int | None) -> None:

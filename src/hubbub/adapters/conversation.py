@@ -75,10 +75,11 @@ class ConversationAdapter:
 
     def expected_next(self, metadata: ChannelMetadata, state: Any) -> ExpectedTurn | None:
         st: ConversationState = state
-        if st.last_speaker_id is None:
+        last = st.last_speaker_id
+        if last is None:
             return None
-        other = next((p for p in metadata.participant_ids() if p != st.last_speaker_id), None)
-        return ExpectedTurn(other, st.last_envelope_id) if other else None
+        first, second = metadata.participants[0].agent_id, metadata.participants[1].agent_id
+        return ExpectedTurn(second if last == first else first, st.last_envelope_id)
 
     def default_view(self, metadata: ChannelMetadata, participant_id: str) -> ViewPolicy:
         return WindowedSummary(10)

@@ -53,15 +53,20 @@ class HubArbiter:
 
 
 class GlobCache:
-    """``fnmatch`` over agent names and channel types, remembered per (patterns, value)."""
+    """``fnmatch`` over agent names and channel types, remembered per (pattern list, value).
+
+    Keyed by the identity of the rule's pattern list, which lives as long as
+    the rule: call :meth:`clear` whenever rules change.
+    """
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[tuple[str, ...], str], bool] = {}
+        self._cache: dict[tuple[int, str], bool] = {}
+
+    def clear(self) -> None:
+        self._cache.clear()
 
     def match(self, patterns: list[str], value: str) -> bool:
-        if len(patterns) == 1 and patterns[0] == "*":
-            return True
-        key = (tuple(patterns), value)
+        key = (id(patterns), value)
         hit = self._cache.get(key)
         if hit is None:
             if len(self._cache) > 65_536:
@@ -78,7 +83,7 @@ class RuleBasedArbiter(HubArbiter):
     """
 
     def __init__(self, open_channels: Callable[[str], int]) -> None:
-        self._globs = GlobCache()
+        self.globs = GlobCache()
         self._open_channels = open_channels
 
     def authorize_open(
@@ -86,24 +91,24 @@ class RuleBasedArbiter(HubArbiter):
     ) -> Deny | None:
         access = creator.rule.access
         name = creator.passport.name
-        if not self._globs.match(access.channel_types.initiate, channel_type):
+        if not self.globs.match(access.channel_types.initiate, channel_type):
             return Deny(
                 f"{name} may not open {channel_type} channels (allowed: {access.channel_types.initiate})",
                 "access.channel_types.initiate",
             )
         for invitee in invitees:
             other = invitee.passport.name
-            if not self._globs.match(access.outbound_to, other):
+            if not self.globs.match(access.outbound_to, other):
                 return Deny(
                     f"{name} may not reach {other} (outbound_to: {access.outbound_to})", "access.outbound_to"
                 )
-            if not self._globs.match(invitee.rule.access.inbound_from, name):
+            if not self.globs.match(invitee.rule.access.inbound_from, name):
                 return Deny(
                     f"{other} does not accept inbound from {name} "
                     f"(its inbound_from: {invitee.rule.access.inbound_from})",
                     "access.inbound_from",
                 )
-            if not self._globs.match(invitee.rule.access.channel_types.accept, channel_type):
+            if not self.globs.match(invitee.rule.access.channel_types.accept, channel_type):
                 return Deny(
                     f"{other} does not accept {channel_type} channels "
                     f"(its accept list: {invitee.rule.access.channel_types.accept})",
@@ -134,10 +139,10 @@ class RuleBasedArbiter(HubArbiter):
 
     def outbound_allowed(self, sender: AgentRecord, recipient_name: str) -> bool:
         """Whether ``sender``'s ``outbound_to`` lets it address ``recipient_name``."""
-        return self._globs.match(sender.rule.access.outbound_to, recipient_name)
+        return self.globs.match(sender.rule.access.outbound_to, recipient_name)
 
     def authorize_dispatch(self, sender_name: str, recipient: AgentRecord, envelope: Envelope) -> Deny | None:
-        if self._globs.match(recipient.rule.access.inbound_from, sender_name):
+        if self.globs.match(recipient.rule.access.inbound_from, sender_name):
             return None
         return Deny(
             f"{recipient.passport.name} does not accept inbound from {sender_name}",

@@ -17,7 +17,6 @@ from typing import Any
 
 import msgspec
 
-from ..adapters._common import is_bypass
 from ..adapters.base import ChannelAdapter
 from ..errors import AccessDeniedError, ChannelClosedError, HubbubError, NotFoundError, ProtocolError
 from ..model._time import iso_now
@@ -31,10 +30,11 @@ from ..model.envelope import (
     EV_PACKET,
     EV_TEXT,
     Envelope,
+    is_bypass_event,
     is_control_event,
 )
 from ..model.ids import MonotonicIds
-from ..storage.base import Store
+from ..storage.base import AgentRecord, Store
 from .delivery import recipients_of
 from .dispatch import Dispatcher
 from .governance import Governance
@@ -48,6 +48,7 @@ HUB_SENDER = "hub"
 
 _CLIENT_CONTROL = frozenset({EV_CHANNEL_INVITE_ACK, EV_CHANNEL_INVITE_REJECT})
 _TEXTS = frozenset({EV_TEXT, EV_PACKET})
+_ACTIVE, _CLOSED, _EXPIRED = ChannelState.ACTIVE, ChannelState.CLOSED, ChannelState.EXPIRED
 
 
 class ChannelRecord:
@@ -60,6 +61,7 @@ class ChannelRecord:
         "members",
         "metadata",
         "participants",
+        "recipients",
         "replying",
         "state",
         "texts",
@@ -72,6 +74,7 @@ class ChannelRecord:
         self.participants = metadata.participant_ids()
         self.members = frozenset(self.participants)
         self.idempotency: dict[tuple[str, str], str] = {}
+        self.recipients: dict[str, tuple[int, list[AgentRecord]]] = {}
         self.replying: set[tuple[str, str]] = set()
         self.activated: asyncio.Future[ChannelMetadata] | None = None
         self.texts = 0
@@ -160,9 +163,14 @@ class Channels:
                 earlier = await self._store.find_by_idempotency_key(record.id, sender_id, key)
             if earlier is not None:
                 return earlier
+        bypass = is_bypass_event(envelope.event_type)
+        sender = self._registry.find(sender_id)
         try:
             self._check(record, envelope, sender_id)
-            skip = self._govern(record, envelope, sender_id)
+            recipients = self._recipients(record, envelope, sender_id)
+            skip = None
+            if not bypass and sender is not None:
+                skip = self._governance.check_send(sender, envelope, record.metadata, recipients) or None
         except HubbubError as exc:
             self._rejected(envelope, sender_id, exc)
             raise
@@ -172,23 +180,24 @@ class Channels:
         followups = self._apply(record, stamped)
         if durable is not None:
             await durable
-        self._dispatcher.dispatch(stamped, record.participants, substantive=not is_bypass(stamped), skip=skip)
+        self._dispatcher.deliver(stamped, sender, recipients, substantive=not bypass, skip=skip)
         if self._listeners.wants("on_envelope_posted"):
             self._listeners.emit("on_envelope_posted", stamped)
         if followups is not None:
             await self.settle(record, followups)
         return stamped.envelope_id
 
-    def _govern(self, record: ChannelRecord, envelope: Envelope, sender_id: str) -> list[str] | None:
-        """Rules and arbiters for a substantive send; returns recipients to skip."""
-        if is_bypass(envelope):
-            return None
-        sender = self._registry.find(sender_id)
-        if sender is None:
-            return None
+    def _recipients(self, record: ChannelRecord, envelope: Envelope, sender_id: str) -> list[AgentRecord]:
+        """The registered recipients of ``envelope``; for a broadcast, cached per sender."""
         find = self._registry.find
-        recipients = [r for r in map(find, recipients_of(envelope, record.participants)) if r is not None]
-        return self._governance.check_send(sender, envelope, record.metadata, recipients) or None
+        if envelope.audience is not None:
+            return [r for r in map(find, recipients_of(envelope, record.participants)) if r is not None]
+        cached = record.recipients.get(sender_id)
+        version = self._registry.version
+        if cached is None or cached[0] != version:
+            found = [r for r in map(find, recipients_of(envelope, record.participants)) if r is not None]
+            cached = record.recipients[sender_id] = (version, found)
+        return cached[1]
 
     def _rejected(self, envelope: Envelope, sender_id: str, error: HubbubError) -> None:
         if self._listeners.wants("on_envelope_rejected"):
@@ -214,14 +223,15 @@ class Channels:
                 reason="not_a_participant",
             )
         event_type = envelope.event_type
-        if meta.state.is_terminal:
+        state = meta.state
+        if state is _CLOSED or state is _EXPIRED:
             raise ChannelClosedError(
-                f"channel {meta.channel_id} is {meta.state.value} "
+                f"channel {meta.channel_id} is {state.value} "
                 f"({meta.close_reason or 'no reason given'}); "
                 f"{sender_id} cannot send {event_type!r} to it. Open a new channel.",
                 channel_id=meta.channel_id,
                 agent_id=sender_id,
-                reason=meta.state.value,
+                reason=state.value,
             )
         if envelope.audience is not None:
             outsiders = [a for a in envelope.audience if a not in record.members]
@@ -250,9 +260,9 @@ class Channels:
                     reason="no_pending_invite",
                 )
             return
-        if meta.state is not ChannelState.ACTIVE:
+        if state is not _ACTIVE:
             raise ChannelClosedError(
-                f"channel {meta.channel_id} is still {meta.state.value}: invitees have not all acked; "
+                f"channel {meta.channel_id} is still {state.value}: invitees have not all acked; "
                 f"{sender_id} can send once it is active",
                 channel_id=meta.channel_id,
                 agent_id=sender_id,
@@ -262,7 +272,8 @@ class Channels:
 
     def _commit(self, record: ChannelRecord, envelope: Envelope) -> tuple[Envelope, Awaitable[None] | None]:
         """Stamp and append, with no await: the store fixes the order now."""
-        stamped = msgspec.structs.replace(envelope, envelope_id=self._ids(), created_at=iso_now())
+        envelope_id, created_at = self._ids.stamp()
+        stamped = msgspec.structs.replace(envelope, envelope_id=envelope_id, created_at=created_at)
         durable = self._store.append(stamped)
         record.state = record.adapter.fold(record.state, stamped)
         if stamped.event_type in _TEXTS:
@@ -305,6 +316,7 @@ class Channels:
             meta.pending_acks = [a for a in meta.pending_acks if a != sender]
             if not meta.pending_acks and meta.state is ChannelState.PENDING:
                 meta.state = ChannelState.ACTIVE
+                self.announce("opened", record)
                 return [
                     self.commit_hub_event(record, EV_CHANNEL_OPENED, {"participants": meta.participant_ids()})
                 ]
@@ -356,7 +368,7 @@ class Channels:
         for envelope, durable in followups:
             if durable is not None:
                 await durable
-            self._dispatcher.dispatch(envelope, record.participants, substantive=not is_bypass(envelope))
+            self._dispatcher.dispatch(envelope, record.participants)
         waiter = record.activated
         meta = record.metadata
         if waiter is not None and not waiter.done() and meta.state is not ChannelState.PENDING:

@@ -41,7 +41,7 @@ class Delivery:
     """Bindings of agents to endpoints, and ack cursors."""
 
     def __init__(self) -> None:
-        self._endpoints: dict[str, Endpoint] = {}
+        self.endpoints: dict[str, Endpoint] = {}
         self._cursors: dict[tuple[str, str], str] = {}
 
     def load_cursors(self, cursors: dict[tuple[str, str], str]) -> None:
@@ -50,31 +50,20 @@ class Delivery:
 
     def bind(self, agent_id: str, endpoint: Endpoint) -> None:
         """Send ``agent_id``'s deliveries to ``endpoint`` from now on."""
-        self._endpoints[agent_id] = endpoint
+        self.endpoints[agent_id] = endpoint
 
     def unbind(self, agent_id: str, endpoint: Endpoint | None = None) -> None:
         """Stop delivering to ``agent_id`` (only if still bound to ``endpoint``, when given)."""
-        if endpoint is None or self._endpoints.get(agent_id) is endpoint:
-            self._endpoints.pop(agent_id, None)
+        if endpoint is None or self.endpoints.get(agent_id) is endpoint:
+            self.endpoints.pop(agent_id, None)
 
     def endpoint_of(self, agent_id: str) -> Endpoint | None:
         """Where ``agent_id`` is connected, or None."""
-        return self._endpoints.get(agent_id)
+        return self.endpoints.get(agent_id)
 
     def is_connected(self, agent_id: str) -> bool:
         """Whether ``agent_id`` has an endpoint."""
-        return agent_id in self._endpoints
-
-    def dispatch(self, envelope: Envelope, participants: list[str]) -> int:
-        """Hand ``envelope`` to every connected recipient; returns how many got it."""
-        sent = 0
-        endpoints = self._endpoints
-        for recipient in recipients_of(envelope, participants):
-            endpoint = endpoints.get(recipient)
-            if endpoint is not None:
-                endpoint.deliver(envelope, recipient)
-                sent += 1
-        return sent
+        return agent_id in self.endpoints
 
     def cursor(self, agent_id: str, channel_id: str) -> str | None:
         """The last envelope ``agent_id`` acked in ``channel_id``."""

@@ -30,21 +30,35 @@ class Dispatcher:
         self._delivery = delivery
         self._listeners = listeners
 
-    def dispatch(
-        self, envelope: Envelope, participants: list[str], *, substantive: bool, skip: list[str] | None = None
+    def dispatch(self, envelope: Envelope, participants: list[str]) -> int:
+        """Deliver an envelope the hub wrote (lifecycle, notices) to every participant it addresses."""
+        find = self._registry.find
+        recipients = [r for r in map(find, recipients_of(envelope, participants)) if r is not None]
+        return self.deliver(envelope, find(envelope.sender_id), recipients, substantive=False)
+
+    def deliver(
+        self,
+        envelope: Envelope,
+        sender: AgentRecord | None,
+        recipients: list[AgentRecord],
+        *,
+        substantive: bool,
+        skip: list[str] | None = None,
     ) -> int:
         """Deliver to every admitted recipient; returns how many were handed to an endpoint."""
-        sender = self._registry.find(envelope.sender_id)
         sent = 0
-        for recipient_id in recipients_of(envelope, participants):
-            recipient = self._registry.find(recipient_id)
-            if recipient is None:
-                continue
-            if sender is not None and not self._admitted(sender, recipient, envelope, skip):
-                continue
+        endpoints = self._delivery.endpoints
+        check_all = self._governance.has_custom_arbiters or skip is not None
+        for recipient in recipients:
+            recipient_id = recipient.passport.agent_id or ""
+            if sender is not None:
+                inbound = recipient.rule.access.inbound_from
+                open_door = len(inbound) == 1 and inbound[0] == "*"
+                if (check_all or not open_door) and not self._admitted(sender, recipient, envelope, skip):
+                    continue
             if substantive:
                 self._governance.count_pending(recipient, envelope)
-            endpoint = self._delivery.endpoint_of(recipient_id)
+            endpoint = endpoints.get(recipient_id)
             if endpoint is not None:
                 endpoint.deliver(envelope, recipient_id)
                 sent += 1

@@ -57,29 +57,6 @@ class Violation(msgspec.Struct, kw_only=True, frozen=True):
 ViolationHandler = Callable[[Violation], Awaitable[None]]
 
 
-class _Watch:
-    __slots__ = (
-        "armed_at",
-        "awaiting",
-        "expectations",
-        "fired",
-        "last_text",
-        "turn",
-        "wants_reply",
-        "wants_turn",
-    )
-
-    def __init__(self, expectations: list[Expectation], now: float) -> None:
-        self.expectations = expectations
-        self.wants_reply = any(e.name == "reply_within" for e in expectations)
-        self.wants_turn = any(e.name == "turn_within" for e in expectations)
-        self.last_text: tuple[float, str | None] = (now, None)
-        self.awaiting: tuple[float, str, str, list[str]] | None = None
-        self.turn: tuple[str, str | None, float] | None = None
-        self.fired: set[tuple[Any, ...]] = set()
-        self.armed_at: float | None = None
-
-
 def _seconds(expectation: Expectation) -> float:
     value = expectation.params.get("seconds")
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
@@ -88,6 +65,29 @@ def _seconds(expectation: Expectation) -> float:
             f"got {expectation.params!r}"
         )
     return float(value)
+
+
+class _Watch:
+    __slots__ = (
+        "armed_at",
+        "awaiting",
+        "expectations",
+        "fired",
+        "last_text",
+        "reply_seconds",
+        "turn",
+        "turn_seconds",
+    )
+
+    def __init__(self, expectations: list[Expectation], now: float) -> None:
+        self.expectations = expectations
+        self.reply_seconds = min((_seconds(e) for e in expectations if e.name == "reply_within"), default=0.0)
+        self.turn_seconds = min((_seconds(e) for e in expectations if e.name == "turn_within"), default=0.0)
+        self.last_text: tuple[float, str | None] = (now, None)
+        self.awaiting: tuple[float, str, str, list[str]] | None = None
+        self.turn: tuple[str, str | None, float] | None = None
+        self.fired: set[tuple[Any, ...]] = set()
+        self.armed_at: float | None = None
 
 
 class Expectations:
@@ -165,38 +165,51 @@ class Expectations:
         self._arm(record.id, time.time())
 
     def watch(self, record: ChannelRecord, envelope: Envelope) -> None:
-        """Called for every accepted envelope before anything awaits; O(1)."""
+        """Called for every accepted envelope before anything awaits; a few field updates."""
         w = self._watches.get(record.id)
         if w is None:
             return
-        if record.metadata.is_terminal():
+        state = record.metadata.state
+        if state is ChannelState.CLOSED or state is ChannelState.EXPIRED:
             self._deadlines.cancel(("exp", record.id))
             del self._watches[record.id]
             return
         now = time.time()
         if envelope.event_type in _TEXTS:
             w.last_text = (now, envelope.envelope_id)
-            if w.awaiting is not None and envelope.sender_id != w.awaiting[1]:
-                w.awaiting = None
-            if w.awaiting is None and w.wants_reply:
+            if w.armed_at is None:
+                # Nothing armed: the silence clock fired (or never ran); this text restarts it.
+                silence = [_seconds(e) for e in w.expectations if e.name == "max_silence"]
+                if silence:
+                    self._arm(record.id, now + min(silence))
+            awaiting = w.awaiting
+            # An answer stops the reply clock; so does the next text once every reply_within
+            # fired for the one it timed, so each unanswered text gets its own violation.
+            if awaiting is not None and (
+                envelope.sender_id != awaiting[1]
+                or all(
+                    (i, awaiting[2]) in w.fired
+                    for i, e in enumerate(w.expectations)
+                    if e.name == "reply_within"
+                )
+            ):
+                w.awaiting = awaiting = None
+            if awaiting is None and w.reply_seconds:
                 addressed = recipients_of(envelope, record.participants)
                 w.awaiting = (now, envelope.sender_id, envelope.envelope_id, addressed)
-                self._due(record.id, w, now, "reply_within")
-        if w.wants_turn and record.metadata.state is ChannelState.ACTIVE:
+                self._due(record.id, w, now + w.reply_seconds)
+        if w.turn_seconds and state is ChannelState.ACTIVE:
             expected = record.adapter.expected_next(record.metadata, record.state)
-            key = (expected.agent_id, expected.triggering_envelope_id) if expected else None
-            if key is None:
+            turn = w.turn
+            if expected is None:
                 w.turn = None
-            elif w.turn is None or w.turn[:2] != key:
-                w.turn = (key[0], key[1], now)
-                self._due(record.id, w, now, "turn_within")
+            elif turn is None or turn[0] != expected[0] or turn[1] != expected[1]:
+                w.turn = (expected[0], expected[1], now)
+                self._due(record.id, w, now + w.turn_seconds)
 
-    def _due(self, channel_id: str, w: _Watch, now: float, name: str) -> None:
-        for e in w.expectations:
-            if e.name == name:
-                when = now + _seconds(e)
-                if w.armed_at is None or when < w.armed_at:
-                    self._arm(channel_id, when)
+    def _due(self, channel_id: str, w: _Watch, when: float) -> None:
+        if w.armed_at is None or when < w.armed_at:
+            self._arm(channel_id, when)
 
     def _arm(self, channel_id: str, when: float) -> None:
         w = self._watches.get(channel_id)

@@ -146,6 +146,10 @@ class Governance:
         self.rates = RateLimiter()
         self.inbox = Inbox()
 
+    def rules_changed(self) -> None:
+        """An agent was added, removed or got a new rule: forget cached glob matches."""
+        self.rule_arbiter.globs.clear()
+
     def add_arbiter(self, arbiter: HubArbiter) -> None:
         """Consult ``arbiter`` after the rule-based one."""
         self._custom.append(arbiter)
@@ -210,10 +214,11 @@ class Governance:
         if deny is not None:
             self._raise(deny, agent_id=sender.passport.agent_id, channel_id=channel.channel_id)
         skip: list[str] = []
+        pending = self.inbox.pending
         for recipient in recipients:
             inbox = recipient.rule.limits.inbox
             agent_id = recipient.passport.agent_id or ""
-            if self.inbox.count(agent_id) < inbox.max_pending:
+            if pending.get(agent_id, 0) < inbox.max_pending:
                 continue
             if inbox.overflow == "reject":
                 raise InboxFull(
@@ -225,9 +230,9 @@ class Governance:
                 )
             if inbox.overflow == "drop_newest":
                 skip.append(agent_id)
-        retry_after = self.rates.take(sender.passport.agent_id or "", sender.rule.limits.rate)
+        rate = sender.rule.limits.rate
+        retry_after = self.rates.take(sender.passport.agent_id or "", rate) if rate.per_minute else None
         if retry_after is not None:
-            rate = sender.rule.limits.rate
             raise RateLimitedError(
                 f"{sender.passport.name} is past its rate of {rate.per_minute}/min "
                 f"(burst {rate.burst or 1}); retry after {retry_after:.2f}s",
@@ -237,6 +242,10 @@ class Governance:
                 reason="limits.rate",
             )
         return skip
+
+    @property
+    def has_custom_arbiters(self) -> bool:
+        return bool(self._custom)
 
     def admit(self, sender_name: str, recipient: AgentRecord, envelope: Envelope) -> Deny | None:
         """Whether ``recipient`` may receive ``envelope`` from ``sender_name`` (dispatch arbiters)."""
@@ -252,7 +261,7 @@ class Governance:
         """Count a delivered substantive envelope against the recipient's inbox."""
         agent_id = recipient.passport.agent_id or ""
         inbox = recipient.rule.limits.inbox
-        if self.inbox.count(agent_id) >= inbox.max_pending and inbox.overflow == "drop_oldest":
+        if inbox.overflow == "drop_oldest" and self.inbox.count(agent_id) >= inbox.max_pending:
             dropped = self.inbox.drop_oldest(agent_id)
             self.audit(
                 "inbox_overflow",
@@ -262,7 +271,8 @@ class Governance:
                 data={"dropped": dropped},
             )
         count = self.inbox.add(agent_id, envelope.channel_id, envelope.envelope_id)
-        if self.inbox.crossed_high_water(agent_id, inbox):
+        mark = inbox.high_water if inbox.high_water is not None else (inbox.max_pending * 8 + 9) // 10
+        if mark and count >= mark and self.inbox.crossed_high_water(agent_id, inbox):
             self._listeners.emit("on_inbox_pressure", agent_id, count, inbox.max_pending)
 
     def on_ack(self, agent_id: str, channel_id: str, envelope_id: str, inbox: InboxBlock) -> None:

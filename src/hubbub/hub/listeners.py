@@ -53,11 +53,12 @@ class HubListener:
 
 
 class _Slot:
-    __slots__ = ("busy", "dropped", "failed", "hooks", "listener", "queue", "task", "waiter")
+    __slots__ = ("busy", "dropped", "failed", "hooks", "limit", "listener", "queue", "task", "waiter")
 
     def __init__(self, listener: object) -> None:
         self.listener = listener
         self.hooks = frozenset(h for h in HOOKS if _implements(listener, h))
+        self.limit: int = getattr(listener, "max_queue", HubListener.max_queue)
         self.queue: deque[tuple[str, tuple[Any, ...]]] = deque()
         self.waiter: asyncio.Future[None] | None = None
         self.task: asyncio.Task[None] | None = None
@@ -100,8 +101,7 @@ class Listeners:
     def emit(self, hook: str, *args: Any) -> None:
         """Queue ``hook(*args)`` for every listener that implements it; never blocks."""
         for slot in self._by_hook[hook]:
-            limit = getattr(slot.listener, "max_queue", HubListener.max_queue)
-            if len(slot.queue) >= limit:
+            if len(slot.queue) >= slot.limit:
                 slot.dropped += 1
                 continue
             slot.queue.append((hook, args))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ..errors import NotFoundError, UsageError
 from ..model.identity import Passport
@@ -31,6 +31,10 @@ class Registry:
         self._by_id: dict[str, AgentRecord] = {}
         self._by_name: dict[str, str] = {}
         self._by_capability: dict[str, set[str]] = {}
+        self.version = 0
+        """Bumped on every change, so caches of agent records know when to refresh."""
+        self.on_change: list[Callable[[], None]] = []
+        """Called after every add or remove (caches keyed on rule objects clear themselves)."""
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -39,18 +43,24 @@ class Registry:
         """Insert or replace ``record`` (its passport must carry an agent_id)."""
         agent_id = record.passport.agent_id
         assert agent_id is not None
+        self.version += 1
         if agent_id in self._by_id:
             self._unindex(self._by_id[agent_id])
         self._by_id[agent_id] = record
         self._by_name[record.passport.name] = agent_id
         for cap in record.resume.claimed_capabilities:
             self._by_capability.setdefault(cap.lower(), set()).add(agent_id)
+        for callback in self.on_change:
+            callback()
 
     def remove(self, agent_id: str) -> AgentRecord:
         """Drop an agent; :class:`NotFoundError` if unknown."""
         record = self.get(agent_id)
+        self.version += 1
         self._unindex(record)
         del self._by_id[agent_id]
+        for callback in self.on_change:
+            callback()
         return record
 
     def _unindex(self, record: AgentRecord) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-__all__ = ["from_iso", "iso_now", "to_iso"]
+__all__ = ["from_iso", "iso_from_ns", "iso_now", "to_iso"]
 
 _cached_second = -1
 _cached_prefix = ""
@@ -22,11 +22,16 @@ def iso_now() -> str:
     On the post path: the date-and-seconds prefix is formatted once per
     second (strftime alone was a quarter of a post's cost).
     """
+    return iso_from_ns(time.time_ns())
+
+
+def iso_from_ns(ns: int) -> str:
+    """A nanosecond POSIX time in the wire form (microsecond precision)."""
     global _cached_second, _cached_prefix
-    second, ns = divmod(time.time_ns(), 1_000_000_000)
+    second, rest = divmod(ns, 1_000_000_000)
     if second != _cached_second:
         _cached_second, _cached_prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-    return f"{_cached_prefix}.{ns // 1000:06d}Z"
+    return f"{_cached_prefix}.{rest // 1000:06d}Z"
 
 
 def from_iso(text: str) -> float:

@@ -26,6 +26,7 @@ __all__ = [
     "EV_TEXT",
     "Envelope",
     "Priority",
+    "is_bypass_event",
     "is_control_event",
     "visible_to",
 ]
@@ -97,9 +98,28 @@ class Envelope(msgspec.Struct, kw_only=True, frozen=True):
         return value if isinstance(value, str) else str(value)
 
 
+_CONTROL: dict[str, bool] = {}
+_BYPASS: dict[str, bool] = {}
+
+
 def is_control_event(event_type: str) -> bool:
     """Channel lifecycle and task events: they bypass an adapter's turn rules."""
-    return event_type in CHANNEL_EVENTS or event_type.startswith("ag2.task.")
+    known = _CONTROL.get(event_type)
+    if known is None:
+        known = event_type in CHANNEL_EVENTS or event_type.startswith("ag2.task.")
+        if len(_CONTROL) < 4096:
+            _CONTROL[event_type] = known
+    return known
+
+
+def is_bypass_event(event_type: str) -> bool:
+    """Control events and hub notices (``EV_EXPECTATION_VIOLATED``): no adapter turn rules apply."""
+    known = _BYPASS.get(event_type)
+    if known is None:
+        known = is_control_event(event_type) or event_type == EV_EXPECTATION_VIOLATED
+        if len(_BYPASS) < 4096:
+            _BYPASS[event_type] = known
+    return known
 
 
 def visible_to(envelope: Envelope, participant_id: str) -> bool:
