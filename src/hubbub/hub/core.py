@@ -16,7 +16,6 @@ import msgspec
 
 from ..adapters.base import AgentReply, ChannelAdapter
 from ..adapters.registry import AdapterRegistry
-from ..adapters.views import ViewPolicy, view_policy_by_name
 from ..errors import ChannelRuleError, UsageError
 from ..model._time import iso_now, to_iso
 from ..model.channel import ChannelMetadata, ChannelState, Expectation
@@ -40,6 +39,7 @@ from .lifecycle import Lifecycle
 from .listeners import HubListener, Listeners
 from .registry import Registry
 from .tasks import TaskBook
+from .turns import Turns
 
 __all__ = ["Hub"]
 
@@ -81,6 +81,7 @@ class Hub:
             self.channels, self._deadlines, self.governance, self.listeners, self.lifecycle.close
         )
         self.lifecycle.expectations = self.expectations
+        self.turns = Turns(self.store, self.channels, self.registry)
         self.channels.watch = self.expectations.watch
         self.tasks = TaskBook(
             self.registry, self.store, self.listeners, self._deadlines, audit=self.governance.audit
@@ -233,8 +234,9 @@ class Hub:
     async def set_rule(self, agent_id: str, rule: Rule) -> None:
         record = self.registry.get(agent_id)
         updated = msgspec.structs.replace(record, rule=validate_rule(rule))
-        await self.store.put_agent(updated)
+        # Registry first (no await since the read), so a track record folded meanwhile survives.
         self.registry.add(updated)
+        await self.store.put_agent(updated)
         self._agent_event("rule_set", updated.passport, rule=msgspec.to_builtins(updated.rule))
 
     async def record_task_event(
@@ -353,92 +355,17 @@ class Hub:
 
     def pending_turns_for(self, agent_id: str) -> list[PendingTurn]:
         """Turns the protocol expects from ``agent_id`` in its active channels."""
-        turns = []
-        for record in self.channels.of_agent(agent_id):
-            if record.metadata.state is not ChannelState.ACTIVE:
-                continue
-            expected = record.adapter.expected_next(record.metadata, record.state)
-            if expected is not None and expected.agent_id == agent_id:
-                turns.append(
-                    PendingTurn(channel_id=record.id, triggering_envelope_id=expected.triggering_envelope_id)
-                )
-        return turns
+        return self.turns.pending_for(agent_id)
 
     async def turn_context(self, channel_id: str, agent_id: str, envelope_id: str) -> TurnContext:
         """Whether ``envelope_id`` puts the turn on ``agent_id``, and what it sees if so."""
-        record = self.channels.get(channel_id)
-        meta = record.metadata
-        if meta.state is not ChannelState.ACTIVE:
-            return TurnContext(is_turn=False, reason=f"channel is {meta.state.value}")
-        expected = record.adapter.expected_next(meta, record.state)
-        if expected is None or expected.agent_id != agent_id:
-            return TurnContext(is_turn=False, reason="not this agent's turn")
-        if expected.triggering_envelope_id != envelope_id:
-            return TurnContext(is_turn=False, reason="a later envelope holds the turn")
-        if await self.store.find_by_causation(channel_id, agent_id, envelope_id) is not None:
-            return TurnContext(is_turn=False, reason="already replied", already_replied=True)
-        envelope = await self.store.get_envelope(channel_id, envelope_id)
-        if envelope is None:
-            return TurnContext(is_turn=False, reason="envelope not in this channel")
-        view = self._view_for(record, agent_id)
-        names = {a: self.registry.name_of(a) for a in record.members}
-        earlier = 0
-        if view.window is None:
-            history = await self.store.read_wal(channel_id, until=envelope_id)
-        else:
-            # Bounded read: the window plus room for control events and other audiences.
-            history = await self.store.read_wal_tail(channel_id, 3 * view.window + 8, until=envelope_id)
-            read_texts = sum(1 for e in history if e.event_type in (EV_TEXT, EV_PACKET))
-            earlier = max(record.texts - read_texts, 0)
-        return TurnContext(
-            is_turn=True,
-            channel=meta,
-            prompt=record.adapter.turn_input(envelope) or "",
-            transcript=view.project(history, agent_id, names, earlier),
-            names=names,
-            context=dict(getattr(record.state, "context_vars", None) or {}),
-            envelope=envelope,
-        )
-
-    def _view_for(self, record: ChannelRecord, agent_id: str) -> ViewPolicy:
-        meta = record.metadata
-        overrides = meta.knobs.get("views")
-        if isinstance(overrides, dict):
-            name = overrides.get(agent_id) or overrides.get(self.registry.name_of(agent_id))
-            if isinstance(name, str):
-                return view_policy_by_name(name, int(meta.knobs.get("window", 10)))
-        return record.adapter.default_view(meta, agent_id)
+        return await self.turns.context(channel_id, agent_id, envelope_id)
 
     async def post_reply(
         self, channel_id: str, agent_id: str, causation_id: str, reply: AgentReply
     ) -> str | None:
-        """Post an agent's turn result, shaped by the channel's adapter, in reply to ``causation_id``.
-
-        Idempotent per ``(agent, causation_id)``: a second call returns the first reply's id.
-        """
-        record = self.channels.get(channel_id)
-        key = (agent_id, causation_id)
-        earlier = await self.store.find_by_causation(channel_id, agent_id, causation_id)
-        if earlier is not None:
-            return earlier.envelope_id
-        if key in record.replying:
-            return None
-        envelope = record.adapter.reply_envelope(record.metadata, record.state, agent_id, reply)
-        if envelope is None:
-            return None
-        cause = await self.store.get_envelope(channel_id, causation_id)
-        envelope = msgspec.structs.replace(
-            envelope,
-            causation_id=causation_id,
-            depth=cause.depth if cause else 0,
-            task_id=cause.task_id if cause else None,
-            trace_id=cause.trace_id if cause else None,
-        )
-        record.replying.add(key)
-        try:
-            return await self.channels.post(envelope, agent_id)
-        finally:
-            record.replying.discard(key)
+        """Post an agent's turn result in reply to ``causation_id`` (idempotent per agent and cause)."""
+        return await self.turns.post_reply(channel_id, agent_id, causation_id, reply)
 
     # delivery
 
