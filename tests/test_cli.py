@@ -21,7 +21,10 @@ async def test_demo_runs_all_four_channel_types() -> None:
     assert "pong (you said 'hello pong')" in text
     assert "→ hands off to billing" in text
     assert "■ finishes (resolved)" in text
-    assert "OK · 4 channels" in text
+    assert "✗ denied by access.outbound_to: intern may not reach billing" in text
+    assert "⚠ expectation reply_within (0.2s) violated by sleepy" in text
+    assert "OK · 5 channels" in text
+    assert "governance: denied+violated" in text
 
 
 def test_console_script_demo_exits_zero() -> None:

@@ -16,8 +16,10 @@ from .adapters.base import AgentReply, Finish, Handoff
 from .adapters.transitions import AgentTarget, FromSpeaker, Transition, TransitionGraph
 from .agents.base import Turn
 from .agents.function import FunctionAgent
+from .client.agent_client import AgentClient
 from .client.channel import Channel
 from .client.hub_client import HubClient
+from .errors import AccessDeniedError
 from .hub.core import Hub
 from .model.envelope import (
     EV_CHANNEL_CLOSED,
@@ -25,10 +27,12 @@ from .model.envelope import (
     EV_CHANNEL_INVITE,
     EV_CHANNEL_INVITE_ACK,
     EV_CHANNEL_OPENED,
+    EV_EXPECTATION_VIOLATED,
     EV_PACKET,
     EV_TEXT,
     Envelope,
 )
+from .model.rule import AccessBlock, Rule
 from .transport.local import LocalLink
 
 __all__ = ["run_demo"]
@@ -99,6 +103,17 @@ class _Printer:
                 EV_CHANNEL_EXPIRED: f"channel expired: {env.event_data.get('reason')}",
             }.get(env.event_type, env.event_type)
             line = Text.assemble((f"  {who:>10} ", "dim"), ("┊ ", "dim"), (label, "dim italic"))
+            if env.event_type == EV_EXPECTATION_VIOLATED:
+                data = env.event_data
+                late = ", ".join(names.get(v, v) for v in data.get("violators", []))
+                line = Text.assemble(
+                    (f"  {who:>10} ", "dim"),
+                    ("┊ ", "dim"),
+                    (
+                        f"⚠ expectation {data.get('name')} ({data.get('seconds')}s) violated by {late}",
+                        "bold red",
+                    ),
+                )
         self.console.print(line)
 
     async def channel(self, title: str, channel: Channel, names: dict[str, str]) -> list[Envelope]:
@@ -108,6 +123,45 @@ class _Printer:
             self.envelope(env, names)
         self.console.print()
         return wal
+
+
+async def _governance_scene(
+    client: HubClient, printer: _Printer, alice: AgentClient, names: dict[str, str]
+) -> str:
+    """A send the rules deny, and an expectation that fires on a silent agent."""
+    intern = await client.register(
+        name="intern", rule=Rule(access=AccessBlock(outbound_to=["oracle"])), handle_turns=False
+    )
+    sleepy = await client.register(FunctionAgent(lambda turn: None, name="sleepy"))
+    names.update({intern.agent_id: "intern", sleepy.agent_id: "sleepy"})
+    printer.console.print(
+        Panel.fit(Text("5. governance · a rule says no, an expectation fires", style="bold"))
+    )
+    outcome = []
+    try:
+        await intern.open("consulting", "billing")
+    except AccessDeniedError as exc:
+        printer.console.print(Text.assemble(("      intern ", "bold"), ("✗ ", "bold red"), (str(exc), "red")))
+        outcome.append("denied")
+    watch = await alice.open(
+        "conversation",
+        "sleepy",
+        knobs={
+            "expectations": [
+                {"name": "reply_within", "on_violation": "notify_channel", "params": {"seconds": 0.2}}
+            ]
+        },
+    )
+    await watch.send("Are you awake?")
+    await alice.wait_for_channel_event(
+        watch.id, lambda e: e.event_type == EV_EXPECTATION_VIOLATED, timeout=10
+    )
+    await watch.close("demo over")
+    for env in await watch.read():
+        printer.envelope(env, names)
+    printer.console.print()
+    outcome.append("violated")
+    return "+".join(outcome)
 
 
 async def run_demo(console: Console | None = None) -> int:
@@ -176,10 +230,14 @@ async def run_demo(console: Console | None = None) -> int:
             "4. workflow · triage → billing → reviewer, with a handoff and a finish", flow, names
         )
 
+        governed = await _governance_scene(client, printer, agents["alice"], names)
+        outcomes.append(("governance", governed))
+
         status = hub.status()
         envelopes = sum([len(await c.read()) for c in (consult, chat, panel, flow)])
     elapsed = time.perf_counter() - started
     expected = {
+        "governance": "denied+violated",
         "consulting": "consulting_complete",
         "conversation": "max_turns",
         "discussion": "max_turns",
