@@ -49,12 +49,13 @@ class Dispatcher:
         sent = 0
         endpoints = self._delivery.endpoints
         check_all = self._governance.has_custom_arbiters or skip is not None
+        match = self._governance.rule_arbiter.globs.match
         for recipient in recipients:
             recipient_id = recipient.passport.agent_id or ""
             if sender is not None:
                 inbound = recipient.rule.access.inbound_from
-                open_door = len(inbound) == 1 and inbound[0] == "*"
-                if (check_all or not open_door) and not self._admitted(sender, recipient, envelope, skip):
+                needs_check = check_all or not match(inbound, sender.passport.name)
+                if needs_check and not self._admitted(sender, recipient, envelope, skip):
                     continue
             if substantive:
                 self._governance.count_pending(recipient, envelope)

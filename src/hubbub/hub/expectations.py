@@ -3,7 +3,8 @@
 Built-in expectations (``params={"seconds": N}``):
 
 * ``acks_within`` — every invitee acks within N s of creation (while PENDING);
-* ``reply_within`` — a text gets an answer from someone else within N s;
+* ``reply_within`` — the latest text is followed by another within N s (its
+  addressees are the violators; each unanswered text fires once);
 * ``max_silence`` — an active channel carries some text at least every N s;
 * ``turn_within`` — whoever the adapter expects next acts within N s.
 
@@ -29,7 +30,8 @@ import msgspec
 from ..errors import UsageError
 from ..model._time import from_iso, iso_now
 from ..model.channel import ChannelState, Expectation
-from ..model.envelope import EV_EXPECTATION_VIOLATED, EV_PACKET, EV_TEXT, Envelope
+from ..model.envelope import EV_CHANNEL_OPENED, EV_EXPECTATION_VIOLATED, EV_PACKET, EV_TEXT, Envelope
+from ..model.ids import id_time_ns
 from .channels import ChannelRecord, Channels
 from .deadlines import Deadlines
 from .delivery import recipients_of
@@ -39,7 +41,8 @@ from .listeners import Listeners
 __all__ = ["BUILTIN_EXPECTATIONS", "Expectations", "Violation", "ViolationHandler"]
 
 BUILTIN_EXPECTATIONS = ("acks_within", "reply_within", "max_silence", "turn_within")
-_TEXTS = (EV_TEXT, EV_PACKET)
+_TEXTS = frozenset({EV_TEXT, EV_PACKET})
+_CLOSED, _EXPIRED = ChannelState.CLOSED, ChannelState.EXPIRED
 
 
 class Violation(msgspec.Struct, kw_only=True, frozen=True):
@@ -68,24 +71,19 @@ def _seconds(expectation: Expectation) -> float:
 
 
 class _Watch:
-    __slots__ = (
-        "armed_at",
-        "awaiting",
-        "expectations",
-        "fired",
-        "last_text",
-        "reply_seconds",
-        "turn",
-        "turn_seconds",
-    )
+    """What the post path records per channel: the latest text and when the channel opened.
+
+    Everything else (who is late, since when) is derived at tick time, so a post
+    costs two field writes; see :meth:`Expectations.watch`.
+    """
+
+    __slots__ = ("armed_at", "expectations", "fired", "last_text", "min_seconds", "opened_at")
 
     def __init__(self, expectations: list[Expectation], now: float) -> None:
         self.expectations = expectations
-        self.reply_seconds = min((_seconds(e) for e in expectations if e.name == "reply_within"), default=0.0)
-        self.turn_seconds = min((_seconds(e) for e in expectations if e.name == "turn_within"), default=0.0)
-        self.last_text: tuple[float, str | None] = (now, None)
-        self.awaiting: tuple[float, str, str, list[str]] | None = None
-        self.turn: tuple[str, str | None, float] | None = None
+        self.min_seconds = min(_seconds(e) for e in expectations)
+        self.opened_at = now
+        self.last_text: tuple[float, Envelope] | None = None
         self.fired: set[tuple[Any, ...]] = set()
         self.armed_at: float | None = None
 
@@ -165,51 +163,31 @@ class Expectations:
         self._arm(record.id, time.time())
 
     def watch(self, record: ChannelRecord, envelope: Envelope) -> None:
-        """Called for every accepted envelope before anything awaits; a few field updates."""
+        """Called for every accepted envelope before anything awaits: a couple of field writes.
+
+        The deadline moves only when this text could be due before it; a tick that
+        finds nothing due re-arms for the earliest due time it computed.
+        """
         w = self._watches.get(record.id)
         if w is None:
             return
         state = record.metadata.state
-        if state is ChannelState.CLOSED or state is ChannelState.EXPIRED:
+        if state is _CLOSED or state is _EXPIRED:
             self._deadlines.cancel(("exp", record.id))
             del self._watches[record.id]
             return
-        now = time.time()
-        if envelope.event_type in _TEXTS:
-            w.last_text = (now, envelope.envelope_id)
-            if w.armed_at is None:
-                # Nothing armed: the silence clock fired (or never ran); this text restarts it.
-                silence = [_seconds(e) for e in w.expectations if e.name == "max_silence"]
-                if silence:
-                    self._arm(record.id, now + min(silence))
-            awaiting = w.awaiting
-            # An answer stops the reply clock; so does the next text once every reply_within
-            # fired for the one it timed, so each unanswered text gets its own violation.
-            if awaiting is not None and (
-                envelope.sender_id != awaiting[1]
-                or all(
-                    (i, awaiting[2]) in w.fired
-                    for i, e in enumerate(w.expectations)
-                    if e.name == "reply_within"
-                )
-            ):
-                w.awaiting = awaiting = None
-            if awaiting is None and w.reply_seconds:
-                addressed = recipients_of(envelope, record.participants)
-                w.awaiting = (now, envelope.sender_id, envelope.envelope_id, addressed)
-                self._due(record.id, w, now + w.reply_seconds)
-        if w.turn_seconds and state is ChannelState.ACTIVE:
-            expected = record.adapter.expected_next(record.metadata, record.state)
-            turn = w.turn
-            if expected is None:
-                w.turn = None
-            elif turn is None or turn[0] != expected[0] or turn[1] != expected[1]:
-                w.turn = (expected[0], expected[1], now)
-                self._due(record.id, w, now + w.turn_seconds)
-
-    def _due(self, channel_id: str, w: _Watch, when: float) -> None:
-        if w.armed_at is None or when < w.armed_at:
-            self._arm(channel_id, when)
+        event_type = envelope.event_type
+        if event_type in _TEXTS:
+            now = time.time()
+            w.last_text = (now, envelope)
+            due = now + w.min_seconds
+            armed = w.armed_at
+            if armed is None or armed > due:
+                self._arm(record.id, due)
+        elif event_type == EV_CHANNEL_OPENED:
+            now = time.time()
+            w.opened_at = now
+            self._arm(record.id, now + w.min_seconds)
 
     def _arm(self, channel_id: str, when: float) -> None:
         w = self._watches.get(channel_id)
@@ -273,14 +251,20 @@ class Expectations:
             return from_iso(meta.created_at) + seconds, (index,), list(meta.pending_acks), None
         if meta.state is not ChannelState.ACTIVE:
             return None
+        last = w.last_text
         if e.name == "max_silence":
-            since, trigger = w.last_text
+            since, trigger = (last[0], last[1].envelope_id) if last else (w.opened_at, None)
             return since + seconds, (index, trigger), list(record.participants), trigger
-        if e.name == "reply_within" and w.awaiting is not None:
-            since, _, envelope_id, addressed = w.awaiting
-            return since + seconds, (index, envelope_id), list(addressed), envelope_id
-        if e.name == "turn_within" and w.turn is not None:
-            agent_id, trigger, since = w.turn
+        if e.name == "reply_within" and last is not None:
+            since, text = last
+            addressed = recipients_of(text, record.participants)
+            return since + seconds, (index, text.envelope_id), addressed, text.envelope_id
+        if e.name == "turn_within":
+            expected = record.adapter.expected_next(meta, record.state)
+            if expected is None:
+                return None
+            agent_id, trigger = expected
+            since = id_time_ns(trigger) / 1e9 if trigger else w.opened_at
             return since + seconds, (index, trigger, agent_id), [agent_id], trigger
         return None
 

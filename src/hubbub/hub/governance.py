@@ -34,17 +34,14 @@ __all__ = ["Governance", "Inbox", "RateLimiter"]
 
 
 class _Bucket:
-    __slots__ = ("burst", "per_minute", "stamp", "tokens")
+    __slots__ = ("capacity", "per_second", "rate", "stamp", "tokens")
 
     def __init__(self, rate: RateBlock, now: float) -> None:
-        self.per_minute = rate.per_minute
-        self.burst = rate.burst
-        self.tokens = float(self.capacity)
+        self.rate = rate
+        self.capacity = float(rate.burst or 1)
+        self.per_second = rate.per_minute / 60.0
+        self.tokens = self.capacity
         self.stamp = now
-
-    @property
-    def capacity(self) -> int:
-        return self.burst or 1
 
 
 class RateLimiter:
@@ -60,15 +57,17 @@ class RateLimiter:
             return None
         now = self._clock()
         bucket = self._buckets.get(agent_id)
-        if bucket is None or bucket.per_minute != rate.per_minute or bucket.burst != rate.burst:
+        if bucket is None or (bucket.rate is not rate and bucket.rate != rate):
             bucket = self._buckets[agent_id] = _Bucket(rate, now)
-        per_second = rate.per_minute / 60.0
-        bucket.tokens = min(bucket.capacity, bucket.tokens + (now - bucket.stamp) * per_second)
+        tokens = bucket.tokens + (now - bucket.stamp) * bucket.per_second
+        if tokens > bucket.capacity:
+            tokens = bucket.capacity
         bucket.stamp = now
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
+        if tokens >= 1.0:
+            bucket.tokens = tokens - 1.0
             return None
-        return (1.0 - bucket.tokens) / per_second
+        bucket.tokens = tokens
+        return (1.0 - tokens) / bucket.per_second
 
 
 class Inbox:

@@ -112,19 +112,20 @@ class Listeners:
 
     async def _drain(self, slot: _Slot) -> None:
         loop = asyncio.get_running_loop()
+        methods = {hook: getattr(slot.listener, hook) for hook in slot.hooks}
+        queue = slot.queue
         while True:
-            while slot.queue:
-                hook, args = slot.queue.popleft()
-                slot.busy = True
+            slot.busy = True
+            while queue:
+                hook, args = queue.popleft()
                 try:
-                    result = getattr(slot.listener, hook)(*args)
-                    if inspect.isawaitable(result):
+                    result = methods[hook](*args)
+                    if result is not None and inspect.isawaitable(result):
                         await result
                 except Exception:
                     slot.failed += 1
                     log.exception("listener %r failed in %s", slot.listener, hook)
-                finally:
-                    slot.busy = False
+            slot.busy = False
             slot.waiter = loop.create_future()
             try:
                 await slot.waiter
