@@ -157,6 +157,8 @@ async def test_agent_events(hub: Hub, client: HubClient, recorder: Recorder) -> 
     events = recorder.of("on_agent_event")
     assert [(kind, p.agent_id, p.name) for kind, p in events] == [
         ("registered", alice.agent_id, "alice"),
+        ("connected", alice.agent_id, "alice"),
+        ("disconnected", alice.agent_id, "alice"),
         ("unregistered", alice.agent_id, "alice"),
     ]
 

@@ -48,7 +48,11 @@ class HubArbiter:
         return None
 
     def authorize_dispatch(self, sender_name: str, recipient: AgentRecord, envelope: Envelope) -> Deny | None:
-        """Before an accepted envelope is delivered to one recipient (a Deny skips that delivery)."""
+        """Before an accepted envelope is delivered to one recipient (a Deny skips that delivery).
+
+        Invites pass here too (their sender is the channel's creator): an arbiter that
+        hides a recipient from everything also hides its invites, and the open times out.
+        """
         return None
 
 

@@ -123,10 +123,10 @@ class Hub:
 
     async def aclose(self) -> None:
         """Stop deadlines, let listeners drain, and close the store."""
+        self._started = False
         await self._deadlines.aclose()
         await self.listeners.aclose()
         await self.store.aclose()
-        self._started = False
 
     async def __aenter__(self) -> Hub:
         return await self.start()
@@ -203,7 +203,9 @@ class Hub:
         """Remove an agent from the directory (its channels and WAL stay)."""
         record = self.registry.remove(self.registry.get(agent_id).passport.agent_id or agent_id)
         assert record.passport.agent_id is not None
-        self.delivery.unbind(record.passport.agent_id)
+        if self.delivery.endpoint_of(record.passport.agent_id) is not None:
+            self.delivery.unbind(record.passport.agent_id)
+            self._agent_event("disconnected", record.passport)
         self.tasks.forget(record.passport.agent_id)
         await self.store.delete_agent(record.passport.agent_id)
         self._agent_event("unregistered", record.passport)
@@ -371,11 +373,17 @@ class Hub:
 
     def bind(self, agent_id: str, endpoint: Endpoint) -> None:
         """Deliver ``agent_id``'s envelopes to ``endpoint``."""
-        self.registry.get(agent_id)
+        record = self.registry.get(agent_id)
         self.delivery.bind(agent_id, endpoint)
+        self._agent_event("connected", record.passport)
 
     def unbind(self, agent_id: str, endpoint: Endpoint | None = None) -> None:
+        """Stop delivering to ``agent_id`` (only if still bound to ``endpoint``, when given)."""
+        was = self.delivery.endpoint_of(agent_id)
         self.delivery.unbind(agent_id, endpoint)
+        record = self.registry.find(agent_id)
+        if was is not None and self.delivery.endpoint_of(agent_id) is None and record is not None:
+            self._agent_event("disconnected", record.passport)
 
     async def ack(self, agent_id: str, channel_id: str, envelope_id: str) -> None:
         """``agent_id`` processed ``envelope_id``: advance its cursor for the channel."""
