@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from ..model.audit import AuditRecord, make_audit_record
+from ..model.audit import AuditQuery, AuditRecord, make_audit_record
 from ..storage.base import Store
 from .listeners import HubListener
 
@@ -45,9 +45,10 @@ class AuditLog(HubListener):
         limit: int = 1000,
     ) -> list[AuditRecord]:
         """Stored records, oldest first, filtered by kind, agent, channel and ``since <= at <= until``."""
-        return await self._store.read_audit(
+        query = AuditQuery(
             kind=kind, agent_id=agent_id, channel_id=channel_id, since=since, until=until, limit=limit
         )
+        return await self._store.read_audit(query)
 
     async def follow(self, *, kind: str | None = None) -> AsyncIterator[AuditRecord]:
         """Yield each new record (of ``kind``, if given) as it is written; runs until cancelled."""

@@ -9,7 +9,7 @@ import msgspec
 from ._time import iso_now
 from .ids import make_id
 
-__all__ = ["AuditRecord", "make_audit_record"]
+__all__ = ["AuditQuery", "AuditRecord", "make_audit_record"]
 
 
 class AuditRecord(msgspec.Struct, kw_only=True, frozen=True):
@@ -45,3 +45,27 @@ def make_audit_record(
         reason=reason,
         data=data or {},
     )
+
+
+class AuditQuery(msgspec.Struct, kw_only=True, frozen=True):
+    """Which audit records to read: every filter given must match; oldest first, at most ``limit``.
+
+    ``agent_id`` matches the record's agent or its actor; ``since``/``until`` bound ``at``.
+    """
+
+    kind: str | None = None
+    agent_id: str | None = None
+    channel_id: str | None = None
+    since: str | None = None
+    until: str | None = None
+    limit: int = 1000
+
+    def matches(self, r: AuditRecord) -> bool:
+        """Whether ``r`` passes every filter."""
+        return (
+            (self.kind is None or r.kind == self.kind)
+            and (self.agent_id is None or self.agent_id in (r.agent_id, r.actor))
+            and (self.channel_id is None or r.channel_id == self.channel_id)
+            and (self.since is None or r.at >= self.since)
+            and (self.until is None or r.at <= self.until)
+        )

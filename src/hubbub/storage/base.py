@@ -15,7 +15,7 @@ from collections.abc import Awaitable
 
 import msgspec
 
-from ..model.audit import AuditRecord
+from ..model.audit import AuditQuery, AuditRecord
 from ..model.channel import ChannelMetadata
 from ..model.envelope import Envelope
 from ..model.identity import Passport, Resume
@@ -108,17 +108,8 @@ class Store(abc.ABC):
         """Persist one audit record."""
 
     @abc.abstractmethod
-    async def read_audit(
-        self,
-        *,
-        kind: str | None = None,
-        agent_id: str | None = None,
-        channel_id: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
-        limit: int = 1000,
-    ) -> list[AuditRecord]:
-        """Audit records, oldest first, matching every filter given."""
+    async def read_audit(self, query: AuditQuery) -> list[AuditRecord]:
+        """Audit records matching ``query``, oldest first."""
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Flush and release resources."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Awaitable
 
-from ..model.audit import AuditRecord
+from ..model.audit import AuditQuery, AuditRecord
 from ..model.channel import ChannelMetadata
 from ..model.envelope import Envelope
 from .base import AgentRecord, Store
@@ -118,26 +118,11 @@ class MemoryStore(Store):
     async def append_audit(self, record: AuditRecord) -> None:
         self._audit.append(record)
 
-    async def read_audit(
-        self,
-        *,
-        kind: str | None = None,
-        agent_id: str | None = None,
-        channel_id: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
-        limit: int = 1000,
-    ) -> list[AuditRecord]:
+    async def read_audit(self, query: AuditQuery) -> list[AuditRecord]:
         out = []
-        for r in self._audit:
-            if (
-                (kind is None or r.kind == kind)
-                and (agent_id is None or r.agent_id == agent_id or r.actor == agent_id)
-                and (channel_id is None or r.channel_id == channel_id)
-                and (since is None or r.at >= since)
-                and (until is None or r.at <= until)
-            ):
-                out.append(r)
-                if len(out) >= limit:
+        for record in self._audit:
+            if query.matches(record):
+                out.append(record)
+                if len(out) >= query.limit:
                     break
         return out
