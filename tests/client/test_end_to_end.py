@@ -218,3 +218,24 @@ async def test_windowed_view_counts_what_it_leaves_out(client: HubClient) -> Non
     assert last[0] == "hub: [19 earlier messages not shown]"
     assert last[-1] == f"{alice.agent_id}: q14"
     assert last[-2].endswith(": ok 14")
+
+
+async def test_view_policy_can_be_overridden_per_participant(client: HubClient) -> None:
+    seen: dict[str, list[str]] = {}
+
+    def recorder(name: str) -> FunctionAgent:
+        def speak(turn: Turn) -> str:
+            seen[name] = [line.render() for line in turn.transcript]
+            return f"{name} spoke"
+
+        return FunctionAgent(speak, name=name)
+
+    lead = await client.register(name="lead")
+    await client.register(recorder("x"))
+    await client.register(recorder("y"))
+    knobs = {"max_turns": 3, "views": {"x": "full_transcript", "y": "named_full_transcript"}}
+    channel = await lead.open("discussion", ["x", "y"], knobs=knobs)
+    await channel.send("topic")
+    await channel.wait_for(3, timeout=5 * TIME_UNIT)
+    assert seen["x"] == [f"{lead.agent_id}: topic"]
+    assert seen["y"] == ["lead: topic", "x: x spoke"]
