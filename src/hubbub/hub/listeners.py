@@ -13,6 +13,7 @@ import asyncio
 import inspect
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["HOOKS", "HubListener", "Listeners"]
@@ -53,13 +54,26 @@ class HubListener:
 
 
 class _Slot:
-    __slots__ = ("busy", "dropped", "failed", "hooks", "limit", "listener", "queue", "task", "waiter")
+    __slots__ = (
+        "busy",
+        "dropped",
+        "failed",
+        "hooks",
+        "limit",
+        "listener",
+        "methods",
+        "queue",
+        "task",
+        "waiter",
+    )
 
     def __init__(self, listener: object) -> None:
         self.listener = listener
         self.hooks = frozenset(h for h in HOOKS if _implements(listener, h))
         self.limit: int = getattr(listener, "max_queue", HubListener.max_queue)
-        self.queue: deque[tuple[str, tuple[Any, ...]]] = deque()
+        self.methods: dict[str, Callable[..., Any]] = {h: getattr(listener, h) for h in self.hooks}
+        self.queue: deque[tuple[Any, ...]] = deque()
+        """Pending calls, each ``(bound hook, *args)``."""
         self.waiter: asyncio.Future[None] | None = None
         self.task: asyncio.Task[None] | None = None
         self.dropped = 0
@@ -101,31 +115,34 @@ class Listeners:
     def emit(self, hook: str, *args: Any) -> None:
         """Queue ``hook(*args)`` for every listener that implements it; never blocks."""
         for slot in self._by_hook[hook]:
-            if len(slot.queue) >= slot.limit:
+            queue = slot.queue
+            if len(queue) >= slot.limit:
                 slot.dropped += 1
                 continue
-            slot.queue.append((hook, args))
-            if slot.task is None:
+            queue.append((slot.methods[hook], args))
+            waiter = slot.waiter
+            if waiter is not None:
+                if not waiter.done():
+                    waiter.set_result(None)
+            elif slot.task is None:
                 slot.task = asyncio.ensure_future(self._drain(slot))
-            elif slot.waiter is not None and not slot.waiter.done():
-                slot.waiter.set_result(None)
 
     async def _drain(self, slot: _Slot) -> None:
         loop = asyncio.get_running_loop()
-        methods = {hook: getattr(slot.listener, hook) for hook in slot.hooks}
-        queue = slot.queue
         while True:
-            slot.busy = True
-            while queue:
-                hook, args = queue.popleft()
-                try:
-                    result = methods[hook](*args)
-                    if result is not None and inspect.isawaitable(result):
-                        await result
-                except Exception:
-                    slot.failed += 1
-                    log.exception("listener %r failed in %s", slot.listener, hook)
-            slot.busy = False
+            while slot.queue:
+                # Take the whole backlog at once: emit appends to a fresh deque meanwhile.
+                batch, slot.queue = slot.queue, deque()
+                slot.busy = True
+                for method, args in batch:
+                    try:
+                        result = method(*args)
+                        if result is not None and inspect.isawaitable(result):
+                            await result
+                    except Exception:
+                        slot.failed += 1
+                        log.exception("listener %r failed in %s", slot.listener, method.__name__)
+                slot.busy = False
             slot.waiter = loop.create_future()
             try:
                 await slot.waiter
