@@ -11,6 +11,10 @@ the folded state cached, so ``validate_send`` and ``on_accepted`` are O(1):
 
 Channel lifecycle and task events (``ag2.channel.*``, ``ag2.task.*``) bypass
 turn rules in every built-in adapter.
+
+An adapter may also set ``state_type`` (a msgspec Struct class): then a
+durable hub snapshots its folded state and restarts without refolding the
+whole WAL. Without it the hub refolds from the start.
 """
 
 from __future__ import annotations

@@ -31,6 +31,9 @@ class ConsultingState(msgspec.Struct, frozen=True, kw_only=True):
 class ConsultingAdapter:
     """Exactly two participants; strict one question, one reply; auto-closes after the reply."""
 
+    state_type = ConsultingState
+    """Lets the hub snapshot and restore the folded state (msgspec-encodable)."""
+
     manifest = ChannelManifest(
         type=CONSULTING,
         participants=ParticipantSchema(min=2, max=2, roles=["initiator", "respondent"]),

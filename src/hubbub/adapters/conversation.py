@@ -33,6 +33,9 @@ class ConversationState(msgspec.Struct, frozen=True, kw_only=True):
 class ConversationAdapter:
     """Exactly two participants, free-form."""
 
+    state_type = ConversationState
+    """Lets the hub snapshot and restore the folded state (msgspec-encodable)."""
+
     manifest = ChannelManifest(
         type=CONVERSATION,
         participants=ParticipantSchema(min=2, max=2, roles=["initiator", "respondent"]),

@@ -39,6 +39,9 @@ class DiscussionState(msgspec.Struct, frozen=True, kw_only=True):
 class DiscussionAdapter:
     """Two or more participants, round robin by join order."""
 
+    state_type = DiscussionState
+    """Lets the hub snapshot and restore the folded state (msgspec-encodable)."""
+
     manifest = ChannelManifest(
         type=DISCUSSION,
         participants=ParticipantSchema(min=2, roles=["initiator", "participant"]),

@@ -61,6 +61,9 @@ class WorkflowState(msgspec.Struct, frozen=True, kw_only=True):
 class WorkflowAdapter:
     """Turn-taking by a declarative graph; pass ``registry`` for custom targets/conditions."""
 
+    state_type = WorkflowState
+    """Lets the hub snapshot and restore the folded state (msgspec-encodable)."""
+
     manifest = ChannelManifest(
         type=WORKFLOW,
         participants=ParticipantSchema(min=2, roles=["initiator", "participant"]),
