@@ -91,7 +91,7 @@ from .model import (
 )
 from .model.audit import AuditRecord
 from .storage import MemoryStore, Store
-from .transport import Link, LocalLink
+from .transport import Link, LocalLink, WsLink, WsServer, serve_ws
 
 __version__ = "0.1.0"
 
@@ -174,6 +174,7 @@ __all__ = [
     "RoundRobinTarget",
     "Rule",
     "sequence",
+    "serve_ws",
     "StayTarget",
     "StorageError",
     "Store",
@@ -192,5 +193,7 @@ __all__ = [
     "WindowedSummary",
     "WorkflowAdapter",
     "WorkflowGraphError",
+    "WsLink",
+    "WsServer",
     "__version__",
 ]

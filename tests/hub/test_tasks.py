@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 import pytest
 
 from hubbub import (
@@ -336,9 +337,10 @@ async def test_unregister_forgets_open_tasks(hub: Hub) -> None:
 
 async def test_task_event_op_acts_only_as_a_bound_agent(hub: Hub, client: HubClient) -> None:
     ada = await client.register(name="ada", handle_turns=False)
-    event = await client.request(
+    raw = await client.request(
         "task_event", {"agent_id": ada.agent_id, "task_id": "t", "kind": "started", "capabilities": ["cap"]}
     )
+    event = msgspec.convert(raw, TaskEvent)  # a record in process, a JSON object over the wire
     assert event == TaskEvent(
         agent_id=ada.agent_id, task_id="t", kind="started", capabilities=["cap"], at=event.at
     )

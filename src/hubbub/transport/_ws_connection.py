@@ -1,0 +1,305 @@
+"""One WebSocket connection on the hub side: a read loop, a bounded outbox and its writer.
+
+:class:`Connection` is the :class:`~hubbub.hub.delivery.Endpoint` of one
+:class:`~hubbub.hub.session.Session`. Frames in: requests run concurrently
+(one task each, at most ``max_inflight_requests``); hellos and receipts are
+handled in arrival order; anything malformed gets an ``error`` frame (or a
+failed ``response`` when it still names its ``request_id``) and the
+connection stays open. Frames out: everything goes through one bounded
+outbox, drained by one writer task that writes whatever has piled up in one
+syscall. A full outbox means the peer reads too slowly: the connection is
+closed with 1013 and its agents unbound; they re-attach and replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from typing import Any
+
+import msgspec
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from ..errors import AuthError, HubbubError, ProtocolError
+from ..hub.core import Hub
+from ..hub.session import Session
+from ..model._time import iso_now
+from ..model.envelope import Envelope
+from ..model.ids import make_id
+from ..protocol.codec import decode_frame, encode_frame
+from ..protocol.failures import failure_details
+from ..protocol.frames import (
+    ErrorFrame,
+    HelloFrame,
+    NotifyFrame,
+    PingFrame,
+    PongFrame,
+    ReceiptFrame,
+    RequestFrame,
+    ResponseFrame,
+    WelcomeFrame,
+)
+
+__all__ = ["CLOSE_TRY_AGAIN_LATER", "CoalescingConnection", "Connection"]
+
+log = logging.getLogger("hubbub.transport.ws")
+
+CLOSE_TRY_AGAIN_LATER = 1013
+_CLOSE_TIMEOUT = 10.0
+_BATCH_BYTES = 256 * 1024
+_ANY = msgspec.json.Decoder()
+
+
+def _encoded(item: bytes | NotifyFrame) -> bytes:
+    if isinstance(item, bytes):
+        return item
+    try:
+        return encode_frame(item)
+    except ProtocolError:
+        log.exception("dropped an envelope that cannot be encoded")
+        return b""
+
+
+class CoalescingConnection(ServerConnection):
+    """Writes every frame queued since the last write in one ``transport.write``."""
+
+    def send_data(self) -> None:
+        chunks = self.protocol.data_to_send()
+        if len(chunks) > 1 and all(chunks):
+            self.transport.write(b"".join(chunks))
+            return
+        for data in chunks:  # the base class's handling of b"" (end of stream)
+            if data:
+                self.transport.write(data)
+            elif self.transport.can_write_eof():
+                with contextlib.suppress(Exception):
+                    self.transport.write_eof()
+            else:
+                self.transport.close()
+
+
+class Connection:
+    """The hub side of one WebSocket: the session's :class:`~hubbub.hub.delivery.Endpoint`."""
+
+    def __init__(
+        self, hub: Hub, ws: ServerConnection, *, outbox_size: int, max_inflight_requests: int
+    ) -> None:
+        self.endpoint_id = make_id()
+        self.ws = ws
+        self.session = Session(hub, self)
+        self.outbox: deque[bytes | NotifyFrame] = deque()
+        self.outbox_size = outbox_size
+        self.max_inflight = max_inflight_requests
+        self.inflight: set[asyncio.Task[None]] = set()
+        self.requests = 0
+        self.closing = False
+        self._wakeup = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[None] | None = None
+
+    # Endpoint
+
+    def deliver(self, envelope: Envelope, recipient_id: str) -> None:
+        """Queue a notify frame; never blocks or raises (a full outbox closes the connection)."""
+        self._enqueue(NotifyFrame(envelope, recipient_id))
+
+    def _enqueue(self, item: bytes | NotifyFrame) -> None:
+        if self.closing:
+            return
+        if len(self.outbox) >= self.outbox_size:
+            self._overflow()
+            return
+        self.outbox.append(item)
+        if len(self.outbox) == 1:
+            self._wakeup.set()
+
+    def _send(self, frame: ErrorFrame | ResponseFrame | WelcomeFrame | PongFrame) -> None:
+        self._enqueue(encode_frame(frame))
+
+    def _overflow(self) -> None:
+        self.closing = True
+        self.outbox.clear()
+        log.warning(
+            "closing connection %s (agents %s): more than %d frames queued unread",
+            self.endpoint_id,
+            sorted(self.session.bound),
+            self.outbox_size,
+        )
+        reason = f"too slow: outbox of {self.outbox_size} frames full; re-attach to replay"
+        self._closer = asyncio.get_running_loop().create_task(self.close(CLOSE_TRY_AGAIN_LATER, reason))
+
+    async def close(self, code: int, reason: str) -> None:
+        """Unbind the agents, then close the socket (abort it if the peer does not answer)."""
+        self.closing = True
+        self.session.close()
+        if self._writer is not None:
+            self._writer.cancel()
+        try:
+            async with asyncio.timeout(_CLOSE_TIMEOUT):
+                await self.ws.close(code, reason)
+        except TimeoutError:
+            self.ws.transport.abort()
+
+    # the two loops
+
+    async def run(self) -> None:
+        """Serve the connection until it closes; then unbind its agents."""
+        self._writer = asyncio.get_running_loop().create_task(self._write())
+        try:
+            while True:
+                try:
+                    data = await self.ws.recv(decode=False)
+                except ConnectionClosed:
+                    break
+                await self._handle(data)
+        finally:
+            self.closing = True
+            self.session.close()
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+            if self._closer is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._closer
+            # Requests already running finish (a half-done post must not be cut
+            # short); anything they bind afterwards is unbound again below.
+            while self.inflight:
+                await asyncio.gather(*self.inflight, return_exceptions=True)
+            self.session.close()
+
+    async def _write(self) -> None:
+        outbox, ws, wakeup = self.outbox, self.ws, self._wakeup
+        try:
+            while True:
+                if not outbox:
+                    wakeup.clear()
+                    await wakeup.wait()
+                if len(outbox) == 1:
+                    if data := _encoded(outbox.popleft()):
+                        await ws.send(data, text=True)
+                    continue
+                # Several frames waiting: frame them all, then write them in one
+                # go (one syscall, see CoalescingConnection) and drain once.
+                batch: list[bytes] = []
+                size = 0
+                while outbox and size < _BATCH_BYTES:
+                    if data := _encoded(outbox.popleft()):
+                        batch.append(data)
+                        size += len(data)
+                async with ws.send_context():
+                    for data in batch:
+                        ws.protocol.send_text(data)
+        except ConnectionClosed:
+            pass
+        except Exception:
+            log.exception("writer of connection %s failed; aborting it", self.endpoint_id)
+            self.closing = True
+            ws.transport.abort()
+
+    # frames in
+
+    async def _handle(self, data: bytes) -> None:
+        try:
+            frame = decode_frame(data)
+        except ProtocolError as exc:
+            self._refuse(data, exc)
+            return
+        match frame:
+            case RequestFrame():
+                if self.requests >= self.max_inflight:
+                    limit = self.max_inflight
+                    message = f"too many requests in flight (limit {limit}); await responses first"
+                    self._send(ResponseFrame(frame.request_id, False, None, ProtocolError.code, message))
+                else:
+                    self.requests += 1
+                    self._start(self._request(frame))
+            case ReceiptFrame():
+                if len(self.inflight) < self.max_inflight:
+                    self._start(self._receipt(frame))
+                else:  # no response to refuse with: slow the reader down instead
+                    await self._receipt(frame)
+            case HelloFrame():
+                await self._hello(frame)
+            case PingFrame():
+                self._send(PongFrame())
+            case PongFrame():
+                pass
+            case ErrorFrame():
+                log.info("client %s reported %s: %s", self.endpoint_id, frame.code, frame.message)
+            case WelcomeFrame() | ResponseFrame() | NotifyFrame():
+                message = f"frame kind {frame.kind!r} travels from hub to client only"
+                self._send(ErrorFrame(code=ProtocolError.code, message=message))
+
+    def _refuse(self, data: bytes, exc: ProtocolError) -> None:
+        """A malformed request that still names its request_id gets a failed response."""
+        try:
+            raw = _ANY.decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeError, RecursionError):
+            raw = None
+        request_id = raw.get("request_id") if isinstance(raw, dict) and raw.get("kind") == "request" else None
+        if isinstance(request_id, str):
+            self._send(ResponseFrame(request_id, False, None, exc.code, str(exc)))
+        else:
+            self._send(ErrorFrame(code=exc.code, message=str(exc)))
+
+    def _start(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self.inflight.add(task)
+        task.add_done_callback(self.inflight.discard)
+
+    async def _request(self, frame: RequestFrame) -> None:
+        request_id, op = frame.request_id, frame.op
+        try:
+            result = await self.session.call(op, frame.params)
+        except HubbubError as exc:
+            self._send(ResponseFrame(request_id, False, failure_details(exc), exc.code, str(exc)))
+            return
+        except Exception:
+            log.exception("op %r failed on connection %s", op, self.endpoint_id)
+            message = f"op {op!r} failed inside the hub; the hub's log has the details"
+            self._send(ResponseFrame(request_id, False, None, HubbubError.code, message))
+            return
+        finally:
+            self.requests -= 1
+        try:
+            data = encode_frame(ResponseFrame(request_id, True, result))
+        except ProtocolError as exc:
+            log.error("result of op %r cannot be sent: %s", op, exc)
+            data = encode_frame(ResponseFrame(request_id, False, None, HubbubError.code, str(exc)))
+        self._enqueue(data)
+
+    async def _receipt(self, frame: ReceiptFrame) -> None:
+        try:
+            await self.session.receipt(
+                frame.envelope_id, frame.status, frame.recipient_id, frame.channel_id, frame.reason
+            )
+        except HubbubError as exc:
+            self._send(ErrorFrame(code=exc.code, message=str(exc), envelope_id=frame.envelope_id))
+        except Exception:
+            log.exception("receipt for %s failed on connection %s", frame.envelope_id, self.endpoint_id)
+            message = f"receipt for {frame.envelope_id} failed inside the hub; the hub's log has the details"
+            self._send(ErrorFrame(code=HubbubError.code, message=message, envelope_id=frame.envelope_id))
+
+    async def _hello(self, frame: HelloFrame) -> None:
+        if frame.auth_scheme != "none":
+            message = (
+                f"auth scheme {frame.auth_scheme!r} refused: this hub has no auth configured; "
+                "say hello with auth_scheme 'none'"
+            )
+            self._send(ErrorFrame(code=AuthError.code, message=message))
+            return
+        try:
+            passport = await self.session.call("attach", {"name": frame.name})
+            self._send(WelcomeFrame(self.endpoint_id, iso_now()))
+            if frame.since_envelope_id is not None:
+                params = {"agent_id": passport.agent_id, "since_envelope_id": frame.since_envelope_id}
+                await self.session.call("replay", params)
+        except HubbubError as exc:
+            self._send(ErrorFrame(code=exc.code, message=str(exc)))
+        except Exception:
+            log.exception("hello for %r failed on connection %s", frame.name, self.endpoint_id)
+            message = f"hello for {frame.name!r} failed inside the hub; the hub's log has the details"
+            self._send(ErrorFrame(code=HubbubError.code, message=message))

@@ -1,0 +1,131 @@
+"""``serve_ws``: the hub on a WebSocket, one :class:`~hubbub.hub.session.Session` per connection.
+
+Each connection reads frames in one loop and writes them from one writer task
+that drains a bounded outbox, so a slow reader never stalls the hub or any
+other connection: when its outbox is full the connection is closed with code
+1013 (try again later), and the agent re-attaches and replays what it missed.
+
+Requests on one connection run concurrently (up to ``max_inflight_requests``),
+which is what lets one connection host both ends of a channel and open it:
+``create_channel`` waits for an invite ack that arrives on the same
+connection. Bad input gets an ``error`` frame (or a failed ``response``)
+naming the problem and the connection stays open; only a frame larger than
+``max_frame_bytes`` closes it (code 1009). See ``_ws_connection`` for the
+per-connection details.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import AsyncIterator
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+
+from ..hub.core import Hub
+from ._ws_connection import CoalescingConnection, Connection
+
+__all__ = ["DEFAULT_MAX_FRAME_BYTES", "WsServer", "serve_ws"]
+
+log = logging.getLogger("hubbub.transport.ws")
+
+DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
+"""Largest frame either side accepts by default (16 MiB)."""
+
+
+class WsServer:
+    """A running WebSocket hub server (from :func:`serve_ws`).
+
+    ``url`` is what clients connect to (``WsLink(server.url)``); ``port`` is
+    the bound port, useful after asking for port 0.
+    """
+
+    host: str
+    port: int
+    url: str
+
+    def __init__(self, hub: Hub, *, outbox_size: int, max_inflight_requests: int) -> None:
+        self.hub = hub
+        self._outbox_size = outbox_size
+        self._max_inflight = max_inflight_requests
+        self._connections: set[Connection] = set()
+        self._server: Server | None = None
+
+    async def _listen(self, host: str, port: int, ssl_context: ssl.SSLContext | None, max_size: int) -> None:
+        self._server = await serve(
+            self._handle,
+            host,
+            port,
+            ssl=ssl_context,
+            compression=None,
+            max_size=max_size,
+            create_connection=CoalescingConnection,
+        )
+        self.host = host
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        netloc = f"[{host}]" if ":" in host else host
+        self.url = f"{'wss' if ssl_context is not None else 'ws'}://{netloc}:{self.port}"
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        connection = Connection(
+            self.hub, ws, outbox_size=self._outbox_size, max_inflight_requests=self._max_inflight
+        )
+        self._connections.add(connection)
+        try:
+            await connection.run()
+        finally:
+            self._connections.discard(connection)
+
+    @property
+    def connection_count(self) -> int:
+        """Connections currently open."""
+        return len(self._connections)
+
+    async def aclose(self) -> None:
+        """Stop accepting, close every connection with 1001 (going away), cancel running requests.
+
+        The hub itself stays open; close it separately.
+        """
+        if self._server is None:
+            return
+        self._server.close(close_connections=False)
+        connections = list(self._connections)
+        await asyncio.gather(
+            *(c.close(1001, "hub shutting down") for c in connections), return_exceptions=True
+        )
+        for connection in connections:
+            for task in list(connection.inflight):
+                task.cancel()
+        await self._server.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def serve_ws(
+    hub: Hub,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+    max_inflight_requests: int = 64,
+    outbox_size: int = 10_000,
+) -> AsyncIterator[WsServer]:
+    """Serve ``hub`` over WebSocket for the duration of the ``async with`` block.
+
+    Port 0 binds a free port (read it from ``server.port``). Starts the hub if
+    needed. Per connection: frames above ``max_frame_bytes`` close it with
+    code 1009; at most ``max_inflight_requests`` requests run at once (more
+    get a ``protocol_error`` response); at most ``outbox_size`` frames wait to
+    be written (past that the reader is too slow and the connection is closed
+    with 1013). Leaving the block closes every connection; the hub stays open.
+    """
+    await hub.start()
+    server = WsServer(hub, outbox_size=outbox_size, max_inflight_requests=max_inflight_requests)
+    await server._listen(host, port, ssl_context, max_frame_bytes)
+    log.info("hub %s listening on %s", hub.hub_id, server.url)
+    try:
+        yield server
+    finally:
+        await server.aclose()
