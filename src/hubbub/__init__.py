@@ -90,7 +90,7 @@ from .model import (
     parse_duration,
 )
 from .model.audit import AuditRecord
-from .storage import MemoryStore, Store
+from .storage import MemoryStore, SqliteStore, Store
 from .transport import Link, LocalLink, WsLink, WsServer, serve_ws
 
 __version__ = "0.1.0"
@@ -175,6 +175,7 @@ __all__ = [
     "Rule",
     "sequence",
     "serve_ws",
+    "SqliteStore",
     "StayTarget",
     "StorageError",
     "Store",

@@ -62,7 +62,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def append(self, envelope: Envelope) -> Awaitable[None] | None:
         """Place ``envelope`` at the end of its channel's WAL now; await the result (if not None)
-        for durability."""
+        for durability.
+
+        Envelope ids in a channel must strictly increase: an id at or before the channel's last
+        one raises :class:`~hubbub.errors.StorageError` and takes no place.
+        """
 
     @abc.abstractmethod
     async def read_wal(
@@ -109,7 +113,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def read_audit(self, query: AuditQuery) -> list[AuditRecord]:
-        """Audit records matching ``query``, oldest first."""
+        """Audit records matching ``query``, oldest first (by ``at``; equal times in write order)."""
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Flush and release resources."""

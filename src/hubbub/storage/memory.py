@@ -9,6 +9,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Awaitable
 
+from ..errors import StorageError
 from ..model.audit import AuditQuery, AuditRecord
 from ..model.channel import ChannelMetadata
 from ..model.envelope import Envelope
@@ -58,6 +59,15 @@ class MemoryStore(Store):
         wal = self._wals.get(envelope.channel_id)
         if wal is None:
             wal = self._wals[envelope.channel_id] = _Wal()
+        ids = wal.ids
+        if ids and envelope.envelope_id <= ids[-1]:
+            raise StorageError(
+                f"envelope {envelope.envelope_id!r} cannot follow {ids[-1]!r} in channel "
+                f"{envelope.channel_id}: envelope ids in a channel must strictly increase "
+                "(stamp envelopes with the hub's MonotonicIds)",
+                channel_id=envelope.channel_id,
+                reason="out_of_order",
+            )
         position = len(wal.envelopes)
         wal.envelopes.append(envelope)
         wal.ids.append(envelope.envelope_id)
@@ -119,10 +129,10 @@ class MemoryStore(Store):
         self._audit.append(record)
 
     async def read_audit(self, query: AuditQuery) -> list[AuditRecord]:
-        out = []
-        for record in self._audit:
-            if query.matches(record):
-                out.append(record)
-                if len(out) >= query.limit:
-                    break
-        return out
+        found = [record for record in self._audit if query.matches(record)]
+        found.sort(key=_at)  # stable: equal times stay in write order
+        return found[: max(query.limit, 0)]
+
+
+def _at(record: AuditRecord) -> str:
+    return record.at

@@ -1,0 +1,337 @@
+"""``SqliteStore``: the embedded default, one SQLite file in WAL mode with group commit.
+
+Writes go to one writer thread (see ``_sqlite_writer``) in the order they are
+made; reads run on a second connection in a reader thread, so neither ever
+blocks the event loop. Every read is an index lookup or an index range scan
+(see ``_sqlite_schema``): its cost does not grow with a channel's length.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import msgspec
+
+from ..errors import StorageError, UsageError
+from ..model.audit import AuditQuery, AuditRecord
+from ..model.channel import ChannelMetadata
+from ..model.envelope import Envelope
+from . import _sqlite_schema as sql
+from ._sqlite_schema import Durability, connect, open_database
+from ._sqlite_writer import APPEND, AUDIT, CHANNEL, CURSOR, DELETE, PUT_AGENT, STOP, Writer
+from .base import AgentRecord, Store
+
+if sys.platform != "win32":
+    import fcntl
+
+__all__ = ["Durability", "SqliteStore"]
+
+T = TypeVar("T")
+_encode = msgspec.json.Encoder().encode
+
+
+class SqliteStore(Store):
+    """Everything the hub persists, in one SQLite database file at ``path``.
+
+    Opening checks the file and refuses, with :class:`StorageError` naming the
+    path and what to do, anything it cannot trust: a file that is not a SQLite
+    database, one ``PRAGMA quick_check`` finds damaged, one another program
+    created, or one a newer hubbub wrote (schema version above this code's).
+    A new file gets the current schema; an older one is migrated in place.
+    Only one store may have a file open at a time (a lock file ``<path>-lock``
+    guards it), since two writers would interleave their logs. Opening blocks
+    while SQLite checks the file; inside a running loop, prefer
+    ``await SqliteStore.open(path)``.
+
+    ``durability`` picks SQLite's ``synchronous`` setting, which decides what a
+    commit, and so an acked post, survives. Whatever the setting, a process
+    crash (``kill -9``) loses no committed transaction: the data was already
+    handed to the operating system.
+
+    - ``"full"`` (the default): the WAL file is fsynced at every commit, so an
+      acked post survives an operating-system crash or power loss too (as long
+      as the disk honours fsync).
+    - ``"normal"``: no fsync at commit, only at checkpoints. The database stays
+      consistent, but an OS crash or power loss may roll back the last commits,
+      so posts acked just before it may be gone after a restart. Several times
+      faster per commit.
+    - ``"off"``: never fsyncs. An OS crash or power loss may lose recent
+      commits *and may corrupt the database*; the next open then refuses the
+      file (restore a backup). For throwaway data only.
+
+    :meth:`append` returns a future that completes once the transaction
+    holding the envelope has committed. Reads see committed data only: an
+    envelope becomes visible to :meth:`read_wal` and the lookups once its
+    future has completed (or shortly before), never while it could still be
+    lost. The hub awaits durability before it delivers, so nothing it hands
+    out is missing from reads. If a write ever fails, the store takes no more
+    writes (see ``_sqlite_writer``); restart the hub.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, durability: Durability = "full") -> None:
+        self.path = os.fspath(path)
+        self.durability: Durability = durability
+        if self.path == ":memory:" or self.path.startswith("file:"):
+            raise UsageError(f"SqliteStore needs a file path, not {self.path!r}; use MemoryStore in memory")
+        self._lock = _lock(self.path)
+        try:
+            writer_conn = open_database(self.path, durability)
+            try:
+                self._conn = connect(self.path, durability)
+                self._last_ids: dict[str, str] = dict(self._conn.execute(sql.LOAD_LAST_IDS).fetchall())
+            except BaseException:
+                writer_conn.close()
+                raise
+        except BaseException:
+            _unlock(self._lock)
+            raise
+        self._writer = Writer(writer_conn, self.path)
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="hubbub-sqlite-reader")
+        self._closed = False
+        self._decode_envelope = msgspec.json.Decoder(Envelope).decode
+        self._decode_agent = msgspec.json.Decoder(AgentRecord).decode
+        self._decode_channel = msgspec.json.Decoder(ChannelMetadata).decode
+        self._decode_audit = msgspec.json.Decoder(AuditRecord).decode
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str], *, durability: Durability = "full") -> SqliteStore:
+        """Open (check, migrate) the database in a worker thread, off the event loop."""
+        return await asyncio.to_thread(cls, path, durability=durability)
+
+    @property
+    def commits(self) -> int:
+        """Transactions committed so far (group commit: usually far fewer than writes)."""
+        return self._writer.commits
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({self.path!r}, durability={self.durability!r})"
+
+    # writes: queued in call order, each awaitable until its transaction commits
+
+    def _submit(self, op: int, row: tuple[Any, ...]) -> asyncio.Future[None]:
+        if self._closed:
+            raise StorageError(
+                f"SqliteStore({self.path}) is closed; open a new store to write", reason="closed"
+            )
+        if self._writer.failure is not None:
+            raise StorageError(self._writer.failure.message, reason="write_failed")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._writer.queue.put((op, row, future))
+        return future
+
+    def append(self, envelope: Envelope) -> asyncio.Future[None]:
+        """Queue ``envelope`` at the end of its channel's WAL now; the future completes once committed."""
+        channel_id, envelope_id = envelope.channel_id, envelope.envelope_id
+        last = self._last_ids.get(channel_id)
+        if last is not None and envelope_id <= last:
+            raise StorageError(
+                f"envelope {envelope_id!r} cannot follow {last!r} in channel {channel_id}: envelope ids "
+                "in a channel must strictly increase (stamp envelopes with the hub's MonotonicIds)",
+                channel_id=channel_id,
+                reason="out_of_order",
+            )
+        row = (
+            channel_id,
+            envelope_id,
+            envelope.sender_id,
+            envelope.causation_id,
+            envelope.idempotency_key,
+            envelope.event_type,
+            self._encode(envelope, f"envelope {envelope_id} in channel {channel_id}"),
+        )
+        future = self._submit(APPEND, row)
+        self._last_ids[channel_id] = envelope_id
+        return future
+
+    def _encode(self, value: Any, what: str) -> bytes:
+        try:
+            return _encode(value)
+        except (TypeError, msgspec.EncodeError) as exc:
+            raise UsageError(f"{what} cannot be stored: {exc} (only JSON-encodable data can)") from exc
+
+    async def put_agent(self, record: AgentRecord) -> None:
+        agent_id = record.passport.agent_id
+        if agent_id is None:
+            raise UsageError("put_agent needs a stamped passport (agent_id is None)")
+        await self._submit(PUT_AGENT, (agent_id, self._encode(record, f"agent {agent_id}")))
+
+    async def delete_agent(self, agent_id: str) -> None:
+        await self._submit(DELETE, (agent_id,))
+
+    async def put_channel(self, metadata: ChannelMetadata) -> None:
+        body = self._encode(metadata, f"channel {metadata.channel_id}")
+        await self._submit(CHANNEL, (metadata.channel_id, body))
+
+    async def set_cursor(self, agent_id: str, channel_id: str, envelope_id: str) -> None:
+        await self._submit(CURSOR, (agent_id, channel_id, envelope_id))
+
+    async def append_audit(self, r: AuditRecord) -> None:
+        body = self._encode(r, f"audit record {r.id}")
+        await self._submit(AUDIT, (r.id, r.at, r.kind, r.agent_id, r.actor, r.channel_id, body))
+
+    # reads: on the reader thread, committed data only
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise StorageError(
+                f"SqliteStore({self.path}) is closed; open a new store to read", reason="closed"
+            )
+        return await asyncio.get_running_loop().run_in_executor(self._reader, fn, *args)
+
+    def _rows(self, query: str, params: tuple[Any, ...] | list[Any]) -> list[Any]:
+        try:
+            return self._conn.execute(query, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(
+                f"reading hubbub database {self.path} failed: {exc}", reason="read_failed"
+            ) from exc
+
+    def _decode(self, decode: Callable[[bytes], T], rows: list[Any], what: str) -> list[T]:
+        try:
+            return [decode(row[0]) for row in rows]
+        except msgspec.DecodeError as exc:
+            raise StorageError(
+                f"hubbub database {self.path} holds a {what} that does not decode ({exc}); "
+                "restore the file from a backup",
+                reason="bad_record",
+            ) from exc
+
+    def _envelopes(self, query: str, params: list[Any]) -> list[Envelope]:
+        return self._decode(self._decode_envelope, self._rows(query, params), "WAL envelope")
+
+    def _tail(self, query: str, params: list[Any]) -> list[Envelope]:
+        rows = self._rows(query, params)
+        rows.reverse()
+        return self._decode(self._decode_envelope, rows, "WAL envelope")
+
+    def _first_envelope(self, query: str, params: list[Any]) -> Envelope | None:
+        found = self._envelopes(query, params)
+        return found[0] if found else None
+
+    def _scalar(self, query: str, params: list[Any]) -> Any:
+        rows = self._rows(query, params)
+        return rows[0][0] if rows else None
+
+    async def load_agents(self) -> list[AgentRecord]:
+        return await self._read(self._load, self._decode_agent, sql.LOAD_AGENTS, "agent record", ())
+
+    async def load_channels(self) -> list[ChannelMetadata]:
+        return await self._read(self._load, self._decode_channel, sql.LOAD_CHANNELS, "channel record", ())
+
+    def _load(
+        self, decode: Callable[[bytes], T], query: str, what: str, params: tuple[Any, ...] | list[Any]
+    ) -> list[T]:
+        return self._decode(decode, self._rows(query, params), what)
+
+    async def read_wal(
+        self, channel_id: str, *, since: str | None = None, until: str | None = None, limit: int | None = None
+    ) -> list[Envelope]:
+        params: list[Any] = [channel_id]
+        if since:
+            params.append(since)
+        if until:
+            params.append(until)
+        params.append(-1 if limit is None else max(limit, 0))
+        return await self._read(self._envelopes, sql.READ_WAL[(bool(since), bool(until))], params)
+
+    async def read_wal_tail(self, channel_id: str, limit: int, *, until: str | None = None) -> list[Envelope]:
+        params: list[Any] = [channel_id, until, max(limit, 0)] if until else [channel_id, max(limit, 0)]
+        return await self._read(self._tail, sql.READ_WAL_TAIL[bool(until)], params)
+
+    async def wal_length(self, channel_id: str) -> int:
+        length = await self._read(self._scalar, sql.WAL_LENGTH, [channel_id])
+        return int(length or 0)
+
+    async def get_envelope(self, channel_id: str, envelope_id: str) -> Envelope | None:
+        return await self._read(self._first_envelope, sql.GET_ENVELOPE, [channel_id, envelope_id])
+
+    async def find_by_causation(self, channel_id: str, sender_id: str, causation_id: str) -> Envelope | None:
+        params = [channel_id, sender_id, causation_id]
+        return await self._read(self._first_envelope, sql.FIND_BY_CAUSATION, params)
+
+    async def find_by_idempotency_key(self, channel_id: str, sender_id: str, key: str) -> str | None:
+        found = await self._read(self._scalar, sql.FIND_BY_KEY, [channel_id, sender_id, key])
+        return None if found is None else str(found)
+
+    async def load_cursors(self) -> dict[tuple[str, str], str]:
+        rows = await self._read(self._rows, sql.LOAD_CURSORS, ())
+        return {(agent_id, channel_id): envelope_id for agent_id, channel_id, envelope_id in rows}
+
+    async def read_audit(self, query: AuditQuery) -> list[AuditRecord]:
+        """Matching records ordered by ``at`` (then by insertion), served by an index per filter."""
+        where: list[str] = []
+        params: list[Any] = []
+        if query.kind is not None:
+            where.append("kind = ?")
+            params.append(query.kind)
+        if query.agent_id is not None:
+            where.append("(agent_id = ? OR actor = ?)")
+            params += [query.agent_id, query.agent_id]
+        if query.channel_id is not None:
+            where.append("channel_id = ?")
+            params.append(query.channel_id)
+        if query.since is not None:
+            where.append("at >= ?")
+            params.append(query.since)
+        if query.until is not None:
+            where.append("at <= ?")
+            params.append(query.until)
+        text = "SELECT body FROM audit" + (f" WHERE {' AND '.join(where)}" if where else "")
+        params.append(max(query.limit, 0))
+        text += " ORDER BY at, seq LIMIT ?"
+        return await self._read(self._load, self._decode_audit, text, "audit record", params)
+
+    # closing
+
+    async def aclose(self) -> None:
+        """Commit everything written before this call, then stop the threads and close the file.
+
+        Writes after this raise :class:`StorageError`. Closing twice is a no-op.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        stopped: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._writer.queue.put((STOP, None, stopped))
+        try:
+            await stopped
+            await asyncio.to_thread(self._reader.shutdown)
+        finally:
+            self._conn.close()
+            _unlock(self._lock)
+
+
+def _lock(path: str) -> int | None:
+    """Hold ``<path>-lock`` exclusively for the store's lifetime (the OS drops it if the process dies)."""
+    if sys.platform == "win32":
+        return None
+    try:
+        fd = os.open(f"{path}-lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot open hubbub database {path}: cannot create its lock file ({exc.strerror}); "
+            "check that the directory exists and is writable",
+            reason="bad_database",
+        ) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        raise StorageError(
+            f"cannot open hubbub database {path}: another SqliteStore (in this or another process) has it "
+            "open. Stop that hub first, or point this one at another file: two writers would interleave "
+            "their logs",
+            reason="locked",
+        ) from exc
+    return fd
+
+
+def _unlock(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)
