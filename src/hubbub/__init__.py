@@ -90,7 +90,14 @@ from .model import (
     parse_duration,
 )
 from .model.audit import AuditRecord
-from .storage import MemoryStore, SqliteStore, Store
+from .storage import (
+    DiskKnowledgeStore,
+    KnowledgeStore,
+    MemoryKnowledgeStore,
+    MemoryStore,
+    SqliteStore,
+    Store,
+)
 from .transport import Link, LocalLink, WsLink, WsServer, serve_ws
 
 __version__ = "0.1.0"
@@ -133,6 +140,7 @@ __all__ = [
     "current_agent",
     "Deny",
     "DiscussionAdapter",
+    "DiskKnowledgeStore",
     "Envelope",
     "Expectation",
     "ExpectedTurn",
@@ -151,9 +159,11 @@ __all__ = [
     "HumanClient",
     "InboxBlock",
     "InboxFull",
+    "KnowledgeStore",
     "LimitsBlock",
     "Link",
     "LocalLink",
+    "MemoryKnowledgeStore",
     "MemoryStore",
     "NamedFullTranscript",
     "NamedWindowedSummary",

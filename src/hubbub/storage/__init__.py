@@ -2,7 +2,17 @@
 ``SqliteStore`` the embedded default."""
 
 from .base import AgentRecord, Store
+from .knowledge import KnowledgeStore, MemoryKnowledgeStore
+from .knowledge_disk import DiskKnowledgeStore
 from .memory import MemoryStore
 from .sqlite import SqliteStore
 
-__all__ = ["AgentRecord", "MemoryStore", "SqliteStore", "Store"]
+__all__ = [
+    "AgentRecord",
+    "DiskKnowledgeStore",
+    "KnowledgeStore",
+    "MemoryKnowledgeStore",
+    "MemoryStore",
+    "SqliteStore",
+    "Store",
+]
