@@ -179,8 +179,9 @@ async def test_attach_replays_unacked_envelopes(hub: Hub, client: HubClient) -> 
             done.set()
 
     back = HubClient(LocalLink(hub))
-    bob = await back.attach(None, "bob", handle_turns=False)
+    bob = await back.attach(None, "bob", handle_turns=False, since_envelope_id=None)
     bob.on_envelope(collect)
+    assert await bob.replay() == 2
     try:
         await asyncio.wait_for(done.wait(), 5 * TIME_UNIT)
     finally:

@@ -333,6 +333,14 @@ class AgentClient:
                 log.warning("%s's reply in %s was refused: %s", self.name, channel_id, exc)
         return True
 
+    async def replay(self, since_envelope_id: str = "") -> int:
+        """Have the hub deliver again what this agent has not acked (and past ``since_envelope_id``).
+
+        Register ``on_envelope`` callbacks first; returns how many envelopes were sent.
+        """
+        params = {"agent_id": self.agent_id, "since_envelope_id": since_envelope_id}
+        return int(await self.hub_client.request("replay", params))
+
     async def resume_pending_turns(self) -> int:
         """Take every turn the hub still expects from this agent; returns how many ran."""
         raw = await self.hub_client.request("pending_turns_for", {"agent_id": self.agent_id})

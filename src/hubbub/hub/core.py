@@ -7,6 +7,7 @@ also a control-plane op a remote client can call (see ``hub/session.py``).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -421,10 +422,16 @@ class Hub:
         self._deadlines.at(("sweeper", name), time.time() + interval, run)
 
     async def replay(self, agent_id: str, *, since: str | None = None) -> int:
-        """Deliver again everything ``agent_id`` has not acked (past ``since`` too), per channel in order."""
+        """Deliver again everything ``agent_id`` has not acked (past ``since`` too), per channel in order.
+
+        Paces itself on the endpoint's ``writable()`` (when it has one) so a long
+        backlog never overflows a connection's outbox.
+        """
         endpoint = self.delivery.endpoint_of(agent_id)
         if endpoint is None:
             return 0
+        writable = getattr(endpoint, "writable", None)
+        chunk = max(1, int(getattr(endpoint, "outbox_size", 2000)) // 4)
         sent = 0
         for record in self.channels.of_agent(agent_id):
             cursor = self.delivery.cursor(agent_id, record.id)
@@ -434,7 +441,12 @@ class Hub:
                     if self.dispatcher.replayable(envelope, agent_id):
                         endpoint.deliver(envelope, agent_id)
                         sent += 1
+                        if writable is not None and sent % chunk == 0:
+                            await writable()
+                if len(batch) < 500:
+                    break
                 start = batch[-1].envelope_id
+                await asyncio.sleep(0)
         return sent
 
     def status(self) -> dict[str, Any]:

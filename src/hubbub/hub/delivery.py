@@ -20,7 +20,11 @@ log = logging.getLogger("hubbub.hub")
 
 
 class Endpoint(Protocol):
-    """The hub's side of one connection; ``deliver`` must not block or raise."""
+    """The hub's side of one connection; ``deliver`` must not block or raise.
+
+    An endpoint with a bounded outbox may also offer ``async writable()``, which
+    returns once it has room again; replays of long backlogs pace themselves on it.
+    """
 
     endpoint_id: str
 

@@ -97,6 +97,8 @@ class Connection:
         self.requests = 0
         self.closing = False
         self._wakeup = asyncio.Event()
+        self._roomy = asyncio.Event()
+        self._roomy.set()
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
 
@@ -105,6 +107,12 @@ class Connection:
     def deliver(self, envelope: Envelope, recipient_id: str) -> None:
         """Queue a notify frame; never blocks or raises (a full outbox closes the connection)."""
         self._enqueue(NotifyFrame(envelope, recipient_id))
+
+    async def writable(self) -> None:
+        """Wait until the outbox is at most half full: a replay paces itself on this."""
+        while len(self.outbox) > self.outbox_size // 2 and not self.closing:
+            self._roomy.clear()
+            await self._roomy.wait()
 
     def _enqueue(self, item: bytes | NotifyFrame) -> None:
         if self.closing:
@@ -180,6 +188,7 @@ class Connection:
                 if len(outbox) == 1:
                     if data := _encoded(outbox.popleft()):
                         await ws.send(data, text=True)
+                    self._roomy.set()
                     continue
                 # Several frames waiting: frame them all, then write them in one
                 # go (one syscall, see CoalescingConnection) and drain once.
@@ -192,6 +201,8 @@ class Connection:
                 async with ws.send_context():
                     for data in batch:
                         ws.protocol.send_text(data)
+                if len(outbox) <= self.outbox_size // 2:
+                    self._roomy.set()
         except ConnectionClosed:
             pass
         except Exception:
