@@ -16,10 +16,34 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hubbub", description="A hub for networks of AI agents.")
     parser.add_argument("--version", action="version", version=f"hubbub {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser(
+    demo = commands.add_parser(
         "demo",
-        help="run four channel types between function agents in one process and print the transcript",
+        help="run four channel types and a governance scene between function agents on SQLite, "
+        "and print the transcript",
     )
+    demo.add_argument("--db", help="SQLite file to keep (must not exist yet); default: a temporary file")
+    serve = commands.add_parser("serve", help="run a hub on SQLite behind a WebSocket until SIGINT/SIGTERM")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind, 0 for any free one (default 8765)")
+    serve.add_argument("--db", help="SQLite file (default ./hubbub.db)")
+    serve.add_argument(
+        "--durability",
+        choices=["full", "normal", "off"],
+        help="full: an acked post survives power loss (default); normal: survives a crash of hubbub, "
+        "may lose the last commits on power loss; off: may lose or corrupt recent commits on power loss",
+    )
+    serve.add_argument("--tls-cert", help="PEM certificate chain to serve wss://")
+    serve.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    serve.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        default=None,
+        help="allow binding a non-loopback address without authentication",
+    )
+    serve.add_argument(
+        "--max-frame-bytes", type=int, help="largest WebSocket frame accepted (default 16 MiB)"
+    )
+    serve.add_argument("--config", help="TOML file with the same settings (flags and HUBBUB_* override it)")
     return parser
 
 
@@ -30,7 +54,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from .demo import run_demo
 
-        return asyncio.run(run_demo())
+        return asyncio.run(run_demo(db=args.db))
+    if args.command == "serve":
+        from .server import main as serve_main
+
+        flags = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
+        return serve_main(flags, args.config)
     parser.print_help(sys.stderr)
     return 2
 

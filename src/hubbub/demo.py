@@ -6,6 +6,10 @@ and prints the same conversation every time.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+import tempfile
 import time
 
 from rich.console import Console
@@ -33,6 +37,7 @@ from .model.envelope import (
     Envelope,
 )
 from .model.rule import AccessBlock, Rule
+from .storage.sqlite import SqliteStore
 from .transport.local import LocalLink
 
 __all__ = ["run_demo"]
@@ -164,12 +169,27 @@ async def _governance_scene(
     return "+".join(outcome)
 
 
-async def run_demo(console: Console | None = None) -> int:
-    """Run the four scenarios; returns 0 when every channel ended as designed."""
-    console = console or Console()
+async def run_demo(console: Console | None = None, *, db: str | None = None) -> int:
+    """Run the scenarios on a hub backed by SQLite (a temporary file unless ``db`` names a new one).
+
+    Returns 0 when every channel ended as designed.
+    """
+    if db is not None and await asyncio.to_thread(os.path.exists, db):
+        print(
+            f"hubbub demo: {db} already exists; name a new file (the demo registers its own agents)",
+            file=sys.stderr,
+        )
+        return 2
+    with tempfile.TemporaryDirectory(prefix="hubbub-demo-") as tmp:
+        path = db or os.path.join(tmp, "demo.db")
+        return await _run(console or Console(), path)
+
+
+async def _run(console: Console, path: str) -> int:
     printer = _Printer(console)
     started = time.perf_counter()
-    async with Hub() as hub, HubClient(LocalLink(hub)) as client:
+    store = await SqliteStore.open(path, durability="full")
+    async with Hub(store) as hub, HubClient(LocalLink(hub)) as client:
         names = {}
         agents = {}
         for agent in [

@@ -1,0 +1,166 @@
+"""``hubbub serve``: a hub on SQLite behind a WebSocket, until SIGINT or SIGTERM.
+
+Settings come from, in order of precedence: command-line flags, ``HUBBUB_*``
+environment variables (``HUBBUB_HOST``, ``HUBBUB_PORT``, ``HUBBUB_DB``,
+``HUBBUB_DURABILITY``, ``HUBBUB_TLS_CERT``, ``HUBBUB_TLS_KEY``,
+``HUBBUB_ALLOW_UNAUTHENTICATED``, ``HUBBUB_MAX_FRAME_BYTES``), a TOML config
+file (``--config``, keys named like the flags with underscores), then the
+defaults below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import signal
+import ssl
+import sys
+import tomllib
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import msgspec
+
+from .errors import HubbubError, UsageError
+from .hub.core import Hub
+from .storage.sqlite import SqliteStore
+from .transport.ws_server import DEFAULT_MAX_FRAME_BYTES, serve_ws
+
+__all__ = ["ServeConfig", "load_config", "run_server"]
+
+log = logging.getLogger("hubbub.serve")
+
+Durability = Literal["full", "normal", "off"]
+
+
+class ServeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Everything ``hubbub serve`` needs; see the module docstring for where values come from."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    db: str = "hubbub.db"
+    durability: Durability = "full"
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    allow_unauthenticated: bool = False
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+
+
+_ENV = {
+    "host": "HUBBUB_HOST",
+    "port": "HUBBUB_PORT",
+    "db": "HUBBUB_DB",
+    "durability": "HUBBUB_DURABILITY",
+    "tls_cert": "HUBBUB_TLS_CERT",
+    "tls_key": "HUBBUB_TLS_KEY",
+    "allow_unauthenticated": "HUBBUB_ALLOW_UNAUTHENTICATED",
+    "max_frame_bytes": "HUBBUB_MAX_FRAME_BYTES",
+}
+
+
+def load_config(
+    flags: Mapping[str, Any], *, config_file: str | None = None, environ: Mapping[str, str] | None = None
+) -> ServeConfig:
+    """Merge defaults, the config file, ``HUBBUB_*`` variables and flags (None = not given)."""
+    values: dict[str, Any] = {}
+    if config_file:
+        try:
+            with open(config_file, "rb") as fh:
+                values.update(tomllib.load(fh))
+        except OSError as exc:
+            raise UsageError(f"cannot read config file {config_file}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise UsageError(f"config file {config_file} is not valid TOML: {exc}") from exc
+    env = os.environ if environ is None else environ
+    for field, name in _ENV.items():
+        if name in env:
+            values[field] = env[name]
+    values.update({k: v for k, v in flags.items() if v is not None})
+    try:
+        config = msgspec.convert(values, ServeConfig, strict=False)
+    except msgspec.ValidationError as exc:
+        raise UsageError(f"bad setting for hubbub serve: {exc}") from exc
+    config = msgspec.structs.replace(config, db=os.path.abspath(config.db))
+    if not 0 <= config.port <= 65535:
+        raise UsageError(f"port must be 0 to 65535, got {config.port}")
+    if (config.tls_cert is None) != (config.tls_key is None):
+        raise UsageError("TLS needs both --tls-cert and --tls-key")
+    if not _is_loopback(config.host) and not config.allow_unauthenticated:
+        raise UsageError(
+            f"refusing to serve on {config.host} without authentication: anyone who can reach it could act "
+            "as any agent. Serve on 127.0.0.1, or pass --allow-unauthenticated if the network is trusted"
+        )
+    return config
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _ssl_context(config: ServeConfig) -> ssl.SSLContext | None:
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(config.tls_cert, config.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(
+            f"cannot load TLS certificate {config.tls_cert} / key {config.tls_key}: {exc}"
+        ) from exc
+    return context
+
+
+async def run_server(config: ServeConfig, *, say: Callable[[str], None] | None = None) -> int:
+    """Serve until SIGINT/SIGTERM; then finish in-flight commits and close connections (code 1001)."""
+    say = say or (lambda line: print(line, flush=True))
+    tls = _ssl_context(config)
+    store = await SqliteStore.open(config.db, durability=config.durability)
+    hub = Hub(store)
+    await hub.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with serve_ws(
+            hub, config.host, config.port, ssl_context=tls, max_frame_bytes=config.max_frame_bytes
+        ) as server:
+            scheme = "wss" if tls else "ws"
+            url = f"{scheme}://{config.host}:{server.port}"
+            status = hub.status()
+            say(
+                f"hubbub serving on {url} (db {config.db}, durability {config.durability}; "
+                f"{status['agents']} agents, {status['channels']} channels)"
+            )
+            say(f'connect from Python: HubClient(WsLink("{url}")); stop with Ctrl-C or SIGTERM')
+            await stop.wait()
+            say("hubbub stopping: closing connections and flushing the database")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await hub.aclose()
+    say("hubbub stopped")
+    return 0
+
+
+def main(flags: Mapping[str, Any], config_file: str | None) -> int:
+    """Entry for the CLI: a clear one-line error and exit status 2 for bad settings."""
+    try:
+        config = load_config(flags, config_file=config_file)
+        return asyncio.run(run_server(config))
+    except UsageError as exc:
+        print(f"hubbub serve: {exc}", file=sys.stderr)
+        return 2
+    except HubbubError as exc:
+        print(f"hubbub serve: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"hubbub serve: cannot listen: {exc.strerror or exc}", file=sys.stderr)
+        return 1

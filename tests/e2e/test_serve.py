@@ -1,0 +1,125 @@
+"""``hubbub serve`` in its own process: agents connect over WebSocket, SIGTERM stops it cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from hubbub import EV_TEXT, ChannelState, FunctionAgent, HubClient, SqliteStore, WsLink
+from tests.conftest import TIME_UNIT
+
+SERVE = [sys.executable, "-m", "hubbub.cli", "serve"]
+
+
+def _start(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*SERVE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ}
+    )
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, Path]]:
+    db = tmp_path / "hub.db"
+    proc = _start("--port", "0", "--db", str(db))
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("hubbub serving on ws://127.0.0.1:"), first + (
+            proc.stderr.read() if proc.stderr else ""
+        )
+        url = first.split()[3]
+        assert str(db) in first
+        yield proc, url, db
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+async def remote(served: tuple[subprocess.Popen[str], str, Path]) -> AsyncIterator[HubClient]:
+    async with HubClient(WsLink(served[1])) as client:
+        yield client
+
+
+async def test_agents_talk_through_a_served_hub_and_it_stops_cleanly(
+    served: tuple[subprocess.Popen[str], str, Path], remote: HubClient
+) -> None:
+    proc, _, db = served
+    alice = await remote.register(name="alice", handle_turns=False)
+    await remote.register(FunctionAgent(lambda turn: f"echo: {turn.prompt}", name="echo"))
+    channel = await alice.open("consulting", "echo")
+    await channel.send("hello over the wire")
+    final = await channel.wait_closed(timeout=10 * TIME_UNIT)
+    assert final.state is ChannelState.CLOSED
+    texts = [e.text for e in await channel.read() if e.event_type == EV_TEXT]
+    assert texts == ["hello over the wire", "echo: hello over the wire"]
+    await remote.aclose()
+
+    proc.send_signal(signal.SIGTERM)
+    out, err = await asyncio.to_thread(proc.communicate, timeout=20)
+    assert proc.returncode == 0, err
+    assert "hubbub stopped" in out
+
+    store = await SqliteStore.open(db)
+    try:
+        wal = await store.read_wal(channel.id)
+        assert [e.text for e in wal if e.event_type == EV_TEXT] == texts
+        assert [a.passport.name for a in await store.load_agents()] == ["alice", "echo"]
+    finally:
+        await store.aclose()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--host", "0.0.0.0"], "refusing to serve on 0.0.0.0 without authentication"),
+        (["--tls-cert", "cert.pem"], "TLS needs both --tls-cert and --tls-key"),
+        (["--port", "70000"], "port must be 0 to 65535"),
+        (["--durability", "sometimes"], "invalid choice: 'sometimes'"),
+    ],
+)
+def test_bad_settings_fail_with_one_clear_line(args: list[str], message: str, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*SERVE, "--db", str(tmp_path / "x.db"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_a_corrupt_database_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "hub.db"
+    db.write_bytes(b"this is not a database at all" * 100)
+    result = subprocess.run(
+        [*SERVE, "--port", "0", "--db", str(db)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1
+    assert str(db) in result.stderr
+    assert result.stdout == ""
+
+
+def test_environment_and_config_file_settings(tmp_path: Path) -> None:
+    config = tmp_path / "hub.toml"
+    config.write_text('host = "10.1.2.3"\nport = 9000\n')
+    result = subprocess.run(
+        [*SERVE, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "HUBBUB_DB": str(tmp_path / "env.db")},
+    )
+    assert result.returncode == 2
+    assert "refusing to serve on 10.1.2.3" in result.stderr

@@ -1,0 +1,57 @@
+"""``hubbub serve`` settings: flags over HUBBUB_* over the config file over defaults; bad values refused."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from hubbub import UsageError
+from hubbub.server import ServeConfig, load_config
+
+
+def test_defaults() -> None:
+    config = load_config({}, environ={})
+    assert config == ServeConfig(db=os.path.abspath("hubbub.db"))
+    assert (config.host, config.port, config.durability) == ("127.0.0.1", 8765, "full")
+
+
+def test_precedence_flags_then_environment_then_file(tmp_path: Path) -> None:
+    file = tmp_path / "hub.toml"
+    file.write_text('port = 1111\ndb = "file.db"\ndurability = "off"\n')
+    env = {"HUBBUB_PORT": "2222", "HUBBUB_DURABILITY": "normal"}
+    config = load_config({"port": 3333, "host": None}, config_file=str(file), environ=env)
+    assert config.port == 3333
+    assert config.durability == "normal"
+    assert config.db == os.path.abspath("file.db")
+    assert config.host == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("flags", "environ", "message"),
+    [
+        ({"port": -1}, {}, "port must be 0 to 65535"),
+        ({}, {"HUBBUB_PORT": "eighty"}, "bad setting for hubbub serve"),
+        ({}, {"HUBBUB_DURABILITY": "sometimes"}, "bad setting for hubbub serve"),
+        ({"host": "192.168.1.5"}, {}, "refusing to serve on 192.168.1.5"),
+        ({"tls_key": "k.pem"}, {}, "TLS needs both"),
+    ],
+)
+def test_bad_settings(flags: dict[str, object], environ: dict[str, str], message: str) -> None:
+    with pytest.raises(UsageError) as err:
+        load_config(flags, environ=environ)
+    assert message in str(err.value)
+
+
+def test_unknown_key_in_the_config_file_is_named(tmp_path: Path) -> None:
+    file = tmp_path / "hub.toml"
+    file.write_text("prot = 1\n")
+    with pytest.raises(UsageError) as err:
+        load_config({}, config_file=str(file), environ={})
+    assert "prot" in str(err.value)
+
+
+def test_non_loopback_needs_explicit_permission() -> None:
+    config = load_config({"host": "0.0.0.0", "allow_unauthenticated": True}, environ={})
+    assert config.host == "0.0.0.0"
