@@ -11,10 +11,10 @@ README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_quick_start_runs() -> None:
-    code = re.search(r"```python\n(.*?)```", README.read_text(), re.S)
-    assert code is not None
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    [quick_start] = [b for b in blocks if "asyncio.run(main())" in b]
     result = subprocess.run(
-        [sys.executable, "-c", code.group(1)], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", quick_start], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stderr
     assert "ag2.msg.text you asked: what is the meaning of life?" in result.stdout
