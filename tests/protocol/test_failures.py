@@ -7,19 +7,22 @@ import pytest
 
 from hubbub.errors import (
     AccessDeniedError,
+    ChannelClosedError,
     ChannelRuleError,
     HubbubError,
+    InboxFull,
     NotFoundError,
     RateLimitedError,
+    UsageError,
     error_for_code,
 )
 from hubbub.protocol.codec import decode_frame, encode_frame
-from hubbub.protocol.failures import error_from_failure, failure_details
+from hubbub.protocol.failures import WIRE_CODES, error_from_failure, failure_details, wire_code
 from hubbub.protocol.frames import ResponseFrame
 
 
 def over_the_wire(exc: HubbubError) -> HubbubError:
-    frame = ResponseFrame("r1", False, failure_details(exc), exc.code, str(exc))
+    frame = ResponseFrame("r1", False, failure_details(exc), wire_code(exc), str(exc))
     back = decode_frame(encode_frame(frame))
     assert isinstance(back, ResponseFrame)
     return error_from_failure(back.error_code, back.error_message, back.result)
@@ -32,6 +35,8 @@ def over_the_wire(exc: HubbubError) -> HubbubError:
         AccessDeniedError("not yours", channel_id="c1", agent_id="a1", reason="not_bound"),
         ChannelRuleError("out of turn", channel_id="c2", reason="out_of_turn"),
         RateLimitedError("slow down", retry_after=1.5, agent_id="a2", reason="limits.rate"),
+        ChannelClosedError("closed", channel_id="c3", reason="consulting_complete"),
+        UsageError("bad argument"),
         HubbubError("plain"),
     ],
 )
@@ -68,3 +73,33 @@ def test_an_unknown_code_gives_the_root_class() -> None:
     back = error_from_failure("quota_exceeded", "over quota")
     assert type(back) is HubbubError
     assert error_for_code("quota_exceeded") is HubbubError
+
+
+@pytest.mark.parametrize(
+    ("exc", "sent"),
+    [
+        (NotFoundError("x"), "not_found"),
+        (ChannelRuleError("out of turn"), "protocol_error"),
+        (RateLimitedError("slow down", retry_after=1.0), "access_denied"),
+        (InboxFull("full"), "access_denied"),
+        (UsageError("bad argument"), "error"),
+        (ChannelClosedError("closed"), "protocol_error"),
+        (HubbubError("plain"), "error"),
+    ],
+)
+def test_the_wire_code_is_one_ag2_knows_and_the_precise_one_rides_in_result(
+    exc: HubbubError, sent: str
+) -> None:
+    assert wire_code(exc) in WIRE_CODES
+    assert wire_code(exc) == sent
+    details = failure_details(exc)
+    if exc.code == sent:
+        assert details is None or "code" not in details
+    else:
+        assert details is not None
+        assert details["code"] == exc.code
+
+
+def test_a_precise_code_that_contradicts_the_wire_code_is_ignored() -> None:
+    back = error_from_failure("not_found", "gone", {"code": "rate_limited"})
+    assert type(back) is NotFoundError

@@ -21,6 +21,9 @@ from ..model.envelope import EV_TEXT, Envelope
 from ..model.identity import Passport, Resume
 from ..model.rule import Rule
 from ..model.task import TaskEvent
+from ..model.turn import PendingTurn
+from ..protocol.ops import AG2_OPS
+from . import _ag2_tasks
 from .core import Hub
 from .delivery import Endpoint
 
@@ -62,6 +65,12 @@ class Session:
         """Run control-plane ``op``; raises a :class:`HubbubError` the transport reports."""
         handler = _OPS.get(op)
         if handler is None:
+            if op in AG2_OPS:
+                raise ProtocolError(
+                    f"op {op!r} is not served by this hub: hubbub keeps no ag2-style task records "
+                    "or task checkpoints (mirrored tasks feed Resume.observed through "
+                    "observe_task / update_task instead)"
+                )
             raise ProtocolError(f"unknown op {op!r}; known ops: {', '.join(sorted(_OPS))}")
         if not isinstance(params, dict):
             raise ProtocolError(f"params of op {op!r} must be an object, got {type(params).__name__}")
@@ -142,10 +151,30 @@ class Session:
     async def _get_rule(self, p: dict[str, Any]) -> Rule:
         return self.hub.get_rule(_str(p, "agent_id"))
 
+    async def _get_skill(self, p: dict[str, Any]) -> str | None:
+        return self.hub.registry.get(_str(p, "agent_id")).skill_md
+
     async def _list_agents(self, p: dict[str, Any]) -> list[Passport]:
-        return self.hub.list_agents(
-            capability=p.get("capability"), kind=p.get("kind"), limit=int(p.get("limit") or 50)
+        """ag2's filters too: ``query`` (a substring of the resume's summary, any case) and
+        ``sort_by="name"``."""
+        limit = int(p.get("limit") or 50)
+        query = p.get("query")
+        if query is not None and not isinstance(query, str):
+            raise ProtocolError(f"param 'query' must be a string, got {query!r}")
+        passports = self.hub.list_agents(
+            capability=p.get("capability"),
+            kind=p.get("kind"),
+            limit=len(self.hub.registry) if query else limit,
         )
+        if query:
+            needle = query.lower()
+            registry = self.hub.registry
+            passports = [
+                x for x in passports if needle in registry.get(x.agent_id or x.name).resume.summary.lower()
+            ]
+        if p.get("sort_by") == "name":
+            passports.sort(key=lambda x: x.name)
+        return passports[:limit]
 
     async def _discover(self, p: dict[str, Any]) -> list[Passport]:
         return self.hub.discover(_str(p, "capability"), limit=int(p.get("limit") or 10))
@@ -153,6 +182,20 @@ class Session:
     async def _set_resume(self, p: dict[str, Any]) -> None:
         await self.hub.set_resume(
             self._require_bound(p.get("agent_id")), _as(Resume, p.get("resume"), "resume")
+        )
+
+    async def _set_skill(self, p: dict[str, Any]) -> None:
+        agent_id = self._require_bound(p.get("agent_id"))
+        skill_md = p.get("skill_md")
+        if skill_md is not None and not isinstance(skill_md, str):
+            raise ProtocolError(f"param 'skill_md' must be a string or null, got {skill_md!r}")
+        record = self.hub.registry.get(agent_id)
+        updated = msgspec.structs.replace(record, skill_md=skill_md)
+        # Registry first (no await since the read), so a track record folded meanwhile survives.
+        self.hub.registry.add(updated)
+        await self.hub.store.put_agent(updated)
+        self.hub.governance.audit(
+            "skill_set", actor=agent_id, agent_id=agent_id, data={"removed": skill_md is None}
         )
 
     async def _set_rule(self, p: dict[str, Any]) -> None:
@@ -199,7 +242,8 @@ class Session:
     async def _close_channel(self, p: dict[str, Any]) -> Any:
         channel_id = _str(p, "channel_id")
         self._require_member(channel_id)
-        return await self.hub.close_channel(channel_id, p.get("reason") or "closed")
+        # No reason given: ag2's hub records "explicit_close", and so does this one.
+        return await self.hub.close_channel(channel_id, p.get("reason") or "explicit_close")
 
     async def _post_envelope(self, p: dict[str, Any]) -> str:
         envelope = _as(Envelope, p.get("envelope"), "envelope")
@@ -230,8 +274,27 @@ class Session:
         self._require_member(channel_id)
         return self.hub.can_send(channel_id, _str(p, "sender_id"), p.get("event_type") or EV_TEXT)
 
-    async def _pending_turns_for(self, p: dict[str, Any]) -> Any:
+    async def _pending_turns_for(self, p: dict[str, Any]) -> list[PendingTurn]:
         return self.hub.pending_turns_for(self._require_bound(p.get("agent_id")))
+
+    async def _report_turn_failure(self, p: dict[str, Any]) -> None:
+        """ag2's default handler reports a turn that raised: audited as ``turn_failed`` and given to
+        listeners' ``on_turn_failed``. Unlike a nack, nothing is redelivered."""
+        agent_id = self._require_bound(p.get("agent_id"))
+        channel_id = _str(p, "channel_id")
+        self._require_member(channel_id)
+        envelope_id = _str(p, "envelope_id")
+        error = p.get("error")
+        reason = (error if isinstance(error, str) else "")[:2000]
+        self.hub.governance.audit(
+            "turn_failed",
+            agent_id=agent_id,
+            channel_id=channel_id,
+            reason=reason,
+            data={"envelope_id": envelope_id},
+        )
+        if self.hub.listeners.wants("on_turn_failed"):
+            self.hub.listeners.emit("on_turn_failed", channel_id, agent_id, envelope_id, reason)
 
     async def _turn_context(self, p: dict[str, Any]) -> Any:
         agent_id = self._require_bound(p.get("agent_id"))
@@ -277,9 +340,11 @@ _OPS: dict[str, Op] = {
     "names_for": Session._names_for,
     "get_resume": Session._get_resume,
     "get_rule": Session._get_rule,
+    "get_skill": Session._get_skill,
     "list_agents": Session._list_agents,
     "discover": Session._discover,
     "set_resume": Session._set_resume,
+    "set_skill": Session._set_skill,
     "set_rule": Session._set_rule,
     "unregister": Session._unregister,
     "create_channel": Session._create_channel,
@@ -291,6 +356,11 @@ _OPS: dict[str, Op] = {
     "find_envelope_by_causation": Session._find_by_causation,
     "can_send": Session._can_send,
     "pending_turns_for": Session._pending_turns_for,
+    "report_turn_failure": Session._report_turn_failure,
+    "observe_task": _ag2_tasks.observe_task,
+    "update_task": _ag2_tasks.update_task,
+    "record_observation": _ag2_tasks.record_observation,
+    "fire_task_event": _ag2_tasks.fire_task_event,
     "turn_context": Session._turn_context,
     "post_reply": Session._post_reply,
     "hub_status": Session._hub_status,

@@ -12,8 +12,10 @@ import msgspec
 
 from ..adapters.base import AgentReply
 from ..adapters.views import ViewPolicy, view_policy_by_name
+from ..model._time import iso_from_ns, iso_now
 from ..model.channel import ChannelState
 from ..model.envelope import EV_PACKET, EV_TEXT
+from ..model.ids import id_time_ns
 from ..model.turn import PendingTurn, TurnContext
 from ..storage.base import Store
 from .channels import ChannelRecord, Channels
@@ -31,15 +33,25 @@ class Turns:
         self.registry = registry
 
     def pending_for(self, agent_id: str) -> list[PendingTurn]:
-        """Turns the protocol expects from ``agent_id`` in its active channels."""
+        """Turns the protocol expects from ``agent_id`` in its active channels.
+
+        ``expected_at`` is when the turn became the agent's: the triggering
+        envelope's ``created_at`` (the time its hub-stamped id carries), or now
+        when no envelope triggered it.
+        """
         turns = []
         for record in self.channels.of_agent(agent_id):
             if record.metadata.state is not ChannelState.ACTIVE:
                 continue
             expected = record.adapter.expected_next(record.metadata, record.state)
             if expected is not None and expected.agent_id == agent_id:
+                trigger = expected.triggering_envelope_id
                 turns.append(
-                    PendingTurn(channel_id=record.id, triggering_envelope_id=expected.triggering_envelope_id)
+                    PendingTurn(
+                        channel_id=record.id,
+                        triggering_envelope_id=trigger,
+                        expected_at=_stamp_time(trigger) if trigger else iso_now(),
+                    )
                 )
         return turns
 
@@ -118,3 +130,11 @@ class Turns:
             return await self.channels.post(envelope, agent_id)
         finally:
             record.replying.discard(key)
+
+
+def _stamp_time(envelope_id: str) -> str:
+    """The ``created_at`` the hub stamped with ``envelope_id`` (both come from one clock reading)."""
+    try:
+        return iso_from_ns(id_time_ns(envelope_id))
+    except (ValueError, OverflowError, OSError):  # not an id this hub minted
+        return ""

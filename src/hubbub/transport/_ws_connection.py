@@ -30,7 +30,7 @@ from ..model._time import iso_now
 from ..model.envelope import Envelope
 from ..model.ids import make_id
 from ..protocol.codec import decode_frame, encode_frame
-from ..protocol.failures import failure_details
+from ..protocol.failures import failure_details, wire_code
 from ..protocol.frames import (
     ErrorFrame,
     HelloFrame,
@@ -252,9 +252,9 @@ class Connection:
             raw = None
         request_id = raw.get("request_id") if isinstance(raw, dict) and raw.get("kind") == "request" else None
         if isinstance(request_id, str):
-            self._send(ResponseFrame(request_id, False, None, exc.code, str(exc)))
+            self._send(ResponseFrame(request_id, False, failure_details(exc), wire_code(exc), str(exc)))
         else:
-            self._send(ErrorFrame(code=exc.code, message=str(exc)))
+            self._send(ErrorFrame(code=wire_code(exc), message=str(exc)))
 
     def _start(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
@@ -266,7 +266,7 @@ class Connection:
         try:
             result = await self.session.call(op, frame.params)
         except HubbubError as exc:
-            self._send(ResponseFrame(request_id, False, failure_details(exc), exc.code, str(exc)))
+            self._send(ResponseFrame(request_id, False, failure_details(exc), wire_code(exc), str(exc)))
             return
         except Exception:
             log.exception("op %r failed on connection %s", op, self.endpoint_id)
@@ -288,7 +288,7 @@ class Connection:
                 frame.envelope_id, frame.status, frame.recipient_id, frame.channel_id, frame.reason
             )
         except HubbubError as exc:
-            self._send(ErrorFrame(code=exc.code, message=str(exc), envelope_id=frame.envelope_id))
+            self._send(ErrorFrame(code=wire_code(exc), message=str(exc), envelope_id=frame.envelope_id))
         except Exception:
             log.exception("receipt for %s failed on connection %s", frame.envelope_id, self.endpoint_id)
             message = f"receipt for {frame.envelope_id} failed inside the hub; the hub's log has the details"
@@ -309,7 +309,7 @@ class Connection:
                 params = {"agent_id": passport.agent_id, "since_envelope_id": frame.since_envelope_id}
                 await self.session.call("replay", params)
         except HubbubError as exc:
-            self._send(ErrorFrame(code=exc.code, message=str(exc)))
+            self._send(ErrorFrame(code=wire_code(exc), message=str(exc)))
         except Exception:
             log.exception("hello for %r failed on connection %s", frame.name, self.endpoint_id)
             message = f"hello for {frame.name!r} failed inside the hub; the hub's log has the details"
