@@ -35,6 +35,7 @@ from .adapters.views import (
 )
 from .adapters.workflow import WorkflowAdapter
 from .agents import Agent, FunctionAgent, Turn, current_agent, function_agent
+from .auth import ApiKeyAuth, AuthAdapter, AuthRegistry, NoAuth
 from .client import AgentClient, Channel, HubClient, HumanClient, TaskMirror, TrackedTask
 from .errors import (
     AccessDeniedError,
@@ -123,9 +124,12 @@ __all__ = [
     "AgentReply",
     "AgentTarget",
     "Always",
+    "ApiKeyAuth",
     "AuditRecord",
+    "AuthAdapter",
     "AuthBlock",
     "AuthError",
+    "AuthRegistry",
     "Channel",
     "ChannelAdapter",
     "ChannelClosedError",
@@ -167,6 +171,7 @@ __all__ = [
     "MemoryStore",
     "NamedFullTranscript",
     "NamedWindowedSummary",
+    "NoAuth",
     "NotFoundError",
     "ObservedStat",
     "parse_duration",

@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
         help="allow binding a non-loopback address without authentication",
     )
     serve.add_argument(
+        "--auth-keys", help="file of 'name: key' lines: agents must present {'api_key': key} (scheme api_key)"
+    )
+    serve.add_argument(
         "--max-frame-bytes", type=int, help="largest WebSocket frame accepted (default 16 MiB)"
     )
     serve.add_argument("--config", help="TOML file with the same settings (flags and HUBBUB_* override it)")

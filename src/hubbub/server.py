@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from .auth import ApiKeyAuth, AuthRegistry
 from .errors import HubbubError, UsageError
 from .hub.core import Hub
 from .storage.sqlite import SqliteStore
@@ -45,6 +46,8 @@ class ServeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     tls_cert: str | None = None
     tls_key: str | None = None
     allow_unauthenticated: bool = False
+    auth_keys: str | None = None
+    """File of ``name: key`` lines (or a JSON object): agents must present ``{"api_key": key}``."""
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
 
 
@@ -56,6 +59,7 @@ _ENV = {
     "tls_cert": "HUBBUB_TLS_CERT",
     "tls_key": "HUBBUB_TLS_KEY",
     "allow_unauthenticated": "HUBBUB_ALLOW_UNAUTHENTICATED",
+    "auth_keys": "HUBBUB_AUTH_KEYS",
     "max_frame_bytes": "HUBBUB_MAX_FRAME_BYTES",
 }
 
@@ -87,10 +91,11 @@ def load_config(
         raise UsageError(f"port must be 0 to 65535, got {config.port}")
     if (config.tls_cert is None) != (config.tls_key is None):
         raise UsageError("TLS needs both --tls-cert and --tls-key")
-    if not _is_loopback(config.host) and not config.allow_unauthenticated:
+    if not _is_loopback(config.host) and not config.allow_unauthenticated and not config.auth_keys:
         raise UsageError(
             f"refusing to serve on {config.host} without authentication: anyone who can reach it could act "
-            "as any agent. Serve on 127.0.0.1, or pass --allow-unauthenticated if the network is trusted"
+            "as any agent. Pass --auth-keys FILE, serve on 127.0.0.1, or pass --allow-unauthenticated "
+            "if the network is trusted"
         )
     return config
 
@@ -121,8 +126,9 @@ async def run_server(config: ServeConfig, *, say: Callable[[str], None] | None =
     """Serve until SIGINT/SIGTERM; then finish in-flight commits and close connections (code 1001)."""
     say = say or (lambda line: print(line, flush=True))
     tls = _ssl_context(config)
+    auth = AuthRegistry([ApiKeyAuth.from_file(config.auth_keys)]) if config.auth_keys else AuthRegistry()
     store = await SqliteStore.open(config.db, durability=config.durability)
-    hub = Hub(store)
+    hub = Hub(store, auth=auth)
     await hub.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -136,7 +142,8 @@ async def run_server(config: ServeConfig, *, say: Callable[[str], None] | None =
             url = f"{scheme}://{config.host}:{server.port}"
             status = hub.status()
             say(
-                f"hubbub serving on {url} (db {config.db}, durability {config.durability}; "
+                f"hubbub serving on {url} (db {config.db}, durability {config.durability}, "
+                f"auth {'/'.join(auth.schemes)}; "
                 f"{status['agents']} agents, {status['channels']} channels)"
             )
             say(f'connect from Python: HubClient(WsLink("{url}")); stop with Ctrl-C or SIGTERM')

@@ -12,7 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from hubbub import EV_TEXT, ChannelState, FunctionAgent, HubClient, SqliteStore, WsLink
+from hubbub import (
+    EV_TEXT,
+    AuthBlock,
+    AuthError,
+    ChannelState,
+    FunctionAgent,
+    HubClient,
+    Passport,
+    SqliteStore,
+    WsLink,
+)
 from tests.conftest import TIME_UNIT
 
 SERVE = [sys.executable, "-m", "hubbub.cli", "serve"]
@@ -123,3 +133,24 @@ def test_environment_and_config_file_settings(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "refusing to serve on 10.1.2.3" in result.stderr
+
+
+async def test_serve_with_api_keys_demands_them(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.txt"
+    keys.write_text("alice: k-0123456789abcdef\n")
+    proc = _start("--port", "0", "--db", str(tmp_path / "hub.db"), "--auth-keys", str(keys))
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert "auth api_key" in first, first
+        url = first.split()[3]
+        async with HubClient(WsLink(url)) as client:
+            with pytest.raises(AuthError):
+                await client.register(name="alice")
+            claim = AuthBlock(scheme="api_key", claim={"api_key": "k-0123456789abcdef"})
+            alice = await client.register(passport=Passport(name="alice", auth=claim))
+            assert alice.passport.auth.claim == {}
+    finally:
+        proc.terminate()
+        await asyncio.to_thread(proc.communicate, timeout=20)
+    assert proc.returncode == 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import pytest
@@ -325,3 +325,57 @@ async def test_empty_store(store: Store) -> None:
     assert await store.read_audit(AuditQuery()) == []
     assert await store.wal_length("A") == 0
     assert await store.read_wal_tail("A", 5) == []
+    assert await store.get_kv("x") is None
+    assert await store.scan_kv("") == {}
+
+
+async def settled(result: Awaitable[None] | None) -> None:
+    if result is not None:
+        await result
+
+
+async def test_kv_put_get_replace_delete(store: Store) -> None:
+    await settled(store.put_kv("snap/A", b"one"))
+    await settled(store.put_kv("snap/B", b"\x00\xff binary"))
+    assert await store.get_kv("snap/A") == b"one"
+    await settled(store.put_kv("snap/A", b"two"))
+    assert await store.get_kv("snap/A") == b"two"
+    await settled(store.delete_kv("snap/A"))
+    await settled(store.delete_kv("never/there"))
+    assert await store.get_kv("snap/A") is None
+    assert await store.scan_kv("") == {"snap/B": b"\x00\xff binary"}
+
+
+async def test_kv_scan_by_prefix_in_key_order(store: Store) -> None:
+    for key in (
+        "task/b/2",
+        "task/a/1",
+        "tas",
+        "task/",
+        "taskz",
+        "fired/x",
+        "task/a/\u00e9",
+        "task/a/\U0001f600",
+    ):
+        await settled(store.put_kv(key, key.encode()))
+    found = await store.scan_kv("task/")
+    assert list(found) == ["task/", "task/a/1", "task/a/\u00e9", "task/a/\U0001f600", "task/b/2"]
+    assert found["task/b/2"] == b"task/b/2"
+    assert list(await store.scan_kv("task/a/")) == ["task/a/1", "task/a/\u00e9", "task/a/\U0001f600"]
+    assert await store.scan_kv("nothing") == {}
+    assert len(await store.scan_kv("")) == 8
+
+
+async def test_kv_writes_keep_their_order_with_appends(store: Store) -> None:
+    # Placed when called: the last write of a key wins, whatever commits together.
+    results = [
+        store.append(env("A", 1)),
+        store.put_kv("k", b"1"),
+        store.delete_kv("k"),
+        store.put_kv("k", b"3"),
+    ]
+    results += [store.delete_kv("gone"), store.put_kv("gone", b"back"), store.append(env("A", 2))]
+    for result in results:
+        await settled(result)
+    assert await store.scan_kv("") == {"gone": b"back", "k": b"3"}
+    assert [e.envelope_id for e in await store.read_wal("A")] == [eid(1), eid(2)]

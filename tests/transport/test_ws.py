@@ -150,7 +150,7 @@ async def test_hello_with_a_credential_is_refused_while_the_hub_has_no_auth(hub:
         error = await next_frame(ws)
         assert (error["kind"], error["code"]) == ("error", "auth_failed")
         assert "'api_key'" in error["message"]
-        assert "no auth configured" in error["message"]
+        assert "registered with auth scheme 'none', not 'api_key'" in error["message"]
         assert not hub.delivery.is_connected(bob.agent_id or "")
 
 

@@ -11,7 +11,7 @@ from ..agents.base import Agent
 from ..errors import UsageError
 from ..model.channel import ChannelMetadata
 from ..model.envelope import Envelope
-from ..model.identity import Passport, Resume
+from ..model.identity import AuthBlock, Passport, Resume
 from ..model.rule import Rule
 from ..transport.link import Link
 from ._convert import as_type
@@ -130,13 +130,19 @@ class HubClient:
         attach_plugin: bool = False,
         handle_turns: bool = True,
         auto_answer_invites: bool = True,
+        auth: AuthBlock | None = None,
     ) -> AgentClient:
         """Act again as an already registered agent; replays what it has not acked.
 
         ``since_envelope_id=""`` replays everything past its ack cursors; an id
-        replays only what is newer; None replays nothing.
+        replays only what is newer; None replays nothing. Over the network,
+        ``auth`` carries the credential (the hub never stored it), e.g.
+        ``AuthBlock(scheme="api_key", claim={"api_key": key})``.
         """
-        passport = as_type(Passport, await self.request("attach", {"name": name}))
+        params: dict[str, Any] = {"name": name}
+        if auth is not None:
+            params.update(auth_scheme=auth.scheme, auth_claim=auth.claim)
+        passport = as_type(Passport, await self.request("attach", params))
         client = self._host(
             agent,
             passport,

@@ -19,7 +19,6 @@ import msgspec
 
 from ..adapters.base import ChannelAdapter
 from ..errors import AccessDeniedError, ChannelClosedError, HubbubError, NotFoundError, ProtocolError
-from ..model._time import iso_now
 from ..model.channel import ChannelMetadata, ChannelState
 from ..model.envelope import (
     EV_CHANNEL_CLOSED,
@@ -40,6 +39,7 @@ from .dispatch import Dispatcher
 from .governance import Governance
 from .listeners import Listeners
 from .registry import Registry
+from .snapshots import SNAPSHOT_EVERY, SNAPSHOT_PREFIX, encode_snapshot, forget
 
 __all__ = ["HUB_SENDER", "ChannelRecord", "Channels"]
 
@@ -65,6 +65,7 @@ class ChannelRecord:
         "replying",
         "state",
         "texts",
+        "unsnapped",
     )
 
     def __init__(self, metadata: ChannelMetadata, adapter: ChannelAdapter, state: Any) -> None:
@@ -79,6 +80,8 @@ class ChannelRecord:
         self.activated: asyncio.Future[ChannelMetadata] | None = None
         self.texts = 0
         """How many text and packet envelopes the WAL holds (what views count)."""
+        self.unsnapped = 0
+        """Envelopes appended since the last snapshot (see ``hub/snapshots.py``)."""
 
     @property
     def id(self) -> str:
@@ -107,6 +110,8 @@ class Channels:
         self._by_agent: dict[str, set[str]] = {}
         self.watch: Callable[[ChannelRecord, Envelope], None] | None = None
         """Called with every accepted envelope before anything awaits (the expectations engine)."""
+        self.snapshot_every = SNAPSHOT_EVERY
+        """Snapshot a channel's state after this many envelopes (its next substantive one)."""
 
     # lookup
 
@@ -280,7 +285,18 @@ class Channels:
             record.texts += 1
         if self.watch is not None:
             self.watch(record, stamped)
+        record.unsnapped += 1
+        if record.unsnapped >= self.snapshot_every and not is_control_event(stamped.event_type):
+            self.snapshot(record, stamped.envelope_id)
         return stamped, durable
+
+    def snapshot(self, record: ChannelRecord, envelope_id: str) -> None:
+        """Snapshot the channel as of its last envelope, ``envelope_id``; the store orders it after it."""
+        if getattr(record.adapter, "state_type", None) is None and not record.metadata.is_terminal():
+            return
+        data = encode_snapshot(record.metadata, record.adapter, record.state, record.texts, envelope_id)
+        forget(self._store.put_kv(SNAPSHOT_PREFIX + record.id, data))
+        record.unsnapped = 0
 
     def commit_hub_event(
         self,
@@ -315,11 +331,7 @@ class Channels:
         if event_type == EV_CHANNEL_INVITE_ACK:
             meta.pending_acks = [a for a in meta.pending_acks if a != sender]
             if not meta.pending_acks and meta.state is ChannelState.PENDING:
-                meta.state = ChannelState.ACTIVE
-                self.announce("opened", record)
-                return [
-                    self.commit_hub_event(record, EV_CHANNEL_OPENED, {"participants": meta.participant_ids()})
-                ]
+                return self.activate(record)
             return []
         if event_type == EV_CHANNEL_INVITE_REJECT:
             meta.rejected_by = [*meta.rejected_by, sender]
@@ -332,19 +344,31 @@ class Channels:
             return self.terminate(record, result.next_state, result.close_reason or "closed_by_adapter")
         return None
 
+    def activate(self, record: ChannelRecord) -> list[tuple[Envelope, Awaitable[None] | None]]:
+        """Every invitee acked: the channel becomes ACTIVE; returns the opened envelope to settle."""
+        record.metadata.state = ChannelState.ACTIVE
+        self.announce("opened", record)
+        participants = record.metadata.participant_ids()
+        return [self.commit_hub_event(record, EV_CHANNEL_OPENED, {"participants": participants})]
+
     def terminate(
         self, record: ChannelRecord, state: ChannelState, reason: str
     ) -> list[tuple[Envelope, Awaitable[None] | None]]:
-        """Move a channel to CLOSED or EXPIRED now; returns the closing envelope to settle."""
+        """Move a channel to CLOSED or EXPIRED now; returns the closing envelope to settle.
+
+        ``closed_at`` is the closing envelope's time, so a restart derives the same record from the WAL.
+        """
         meta = record.metadata
         if meta.is_terminal():
             return []
         meta.state = state
         meta.close_reason = reason
-        meta.closed_at = iso_now()
-        self.announce(state.value, record)
         event = EV_CHANNEL_EXPIRED if state is ChannelState.EXPIRED else EV_CHANNEL_CLOSED
-        return [self.commit_hub_event(record, event, {"reason": reason, "state": state.value})]
+        closing = self.commit_hub_event(record, event, {"reason": reason, "state": state.value})
+        meta.closed_at = closing[0].created_at
+        self.snapshot(record, closing[0].envelope_id)
+        self.announce(state.value, record)
+        return [closing]
 
     def announce(self, kind: str, record: ChannelRecord) -> None:
         """Tell listeners and the audit log a channel was created, opened, closed or expired."""

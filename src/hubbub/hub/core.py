@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -17,10 +17,11 @@ import msgspec
 
 from ..adapters.base import AgentReply, ChannelAdapter
 from ..adapters.registry import AdapterRegistry
-from ..errors import ChannelRuleError, UsageError
+from ..auth import AuthRegistry
+from ..errors import AuthError, ChannelRuleError, UsageError
 from ..model._time import iso_now, to_iso
 from ..model.channel import ChannelMetadata, ChannelState, Expectation
-from ..model.envelope import EV_PACKET, EV_TEXT, Envelope
+from ..model.envelope import EV_TEXT, Envelope
 from ..model.identity import Passport, Resume
 from ..model.ids import MonotonicIds, make_id
 from ..model.rule import Rule, validate_rule
@@ -30,7 +31,7 @@ from ..storage.base import AgentRecord, Store
 from ..storage.memory import MemoryStore
 from .arbiter import HubArbiter
 from .audit import AuditLog
-from .channels import ChannelRecord, Channels
+from .channels import Channels
 from .deadlines import Deadlines
 from .delivery import Delivery, Endpoint
 from .dispatch import Dispatcher
@@ -38,7 +39,9 @@ from .expectations import Expectations, ViolationHandler
 from .governance import Governance
 from .lifecycle import Lifecycle
 from .listeners import HubListener, Listeners
+from .recovery import Recovery
 from .registry import Registry
+from .snapshots import SNAPSHOT_EVERY
 from .tasks import TaskBook
 from .turns import Turns
 
@@ -49,11 +52,23 @@ class Hub:
     """An agent hub. ``store`` defaults to a :class:`MemoryStore`.
 
     ``invite_ack_timeout`` (seconds) bounds how long an open waits for invitees.
+    ``snapshot_every`` is how many envelopes of a channel pass between two
+    snapshots of its state, which bound what a restart refolds.
     Call :meth:`start` (or use ``async with``) before anything else.
     """
 
-    def __init__(self, store: Store | None = None, *, invite_ack_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        store: Store | None = None,
+        *,
+        invite_ack_timeout: float = 30.0,
+        auth: AuthRegistry | None = None,
+        snapshot_every: int = SNAPSHOT_EVERY,
+    ) -> None:
+        if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int) or snapshot_every < 1:
+            raise UsageError(f"snapshot_every must be an int of 1 or more, got {snapshot_every!r}")
         self.store: Store = store if store is not None else MemoryStore()
+        self.auth = auth if auth is not None else AuthRegistry()
         self.hub_id = make_id()
         self.adapters = AdapterRegistry()
         self.registry = Registry()
@@ -67,6 +82,7 @@ class Hub:
         self.channels = Channels(
             self.store, self._ids, self.registry, self.governance, self.dispatcher, self.listeners
         )
+        self.channels.snapshot_every = snapshot_every
         self.lifecycle = Lifecycle(
             self.store,
             self.registry,
@@ -87,40 +103,23 @@ class Hub:
         self.tasks = TaskBook(
             self.registry, self.store, self.listeners, self._deadlines, audit=self.governance.audit
         )
+        self._recovery = Recovery(self)
         self._started = False
         self._started_at = 0.0
 
     # lifecycle of the hub itself
 
     async def start(self) -> Hub:
-        """Load what the store holds and arm channel deadlines."""
+        """Load what the store holds and resume: channels, inboxes, expectations, tasks, deadlines.
+
+        Register custom adapters before this; see ``hub/recovery.py`` for what is restored how.
+        """
         if self._started:
             return self
-        for record in await self.store.load_agents():
-            self.registry.add(record)
-        for metadata in await self.store.load_channels():
-            await self._restore_channel(metadata)
-        self.delivery.load_cursors(await self.store.load_cursors())
+        await self._recovery.run()
         self._started = True
         self._started_at = time.time()
         return self
-
-    async def _restore_channel(self, metadata: ChannelMetadata) -> None:
-        adapter = self.adapters.get(metadata.manifest.type, metadata.manifest.version)
-        state = adapter.initial_state(metadata)
-        since: str | None = None
-        texts = 0
-        while batch := await self.store.read_wal(metadata.channel_id, since=since, limit=1000):
-            for envelope in batch:
-                state = adapter.fold(state, envelope)
-                texts += envelope.event_type in (EV_TEXT, EV_PACKET)
-            since = batch[-1].envelope_id
-            self._ids.advance_past(since)
-        record = ChannelRecord(metadata, adapter, state)
-        record.texts = texts
-        self.channels.add(record)
-        self.lifecycle.schedule(record)
-        self.expectations.start(record)
 
     async def aclose(self) -> None:
         """Stop deadlines, let listeners drain, and close the store."""
@@ -180,7 +179,14 @@ class Hub:
                 reason="name_taken",
             )
         self.governance.check_register(passport)
-        stamped = msgspec.structs.replace(passport, agent_id=make_id(), created_at=iso_now())
+        await self.auth.check(passport, passport.auth.scheme, passport.auth.claim)
+        # The claim proved the right to this identity; keep the scheme, never the secret.
+        stamped = msgspec.structs.replace(
+            passport,
+            agent_id=make_id(),
+            created_at=iso_now(),
+            auth=msgspec.structs.replace(passport.auth, claim={}),
+        )
         record = AgentRecord(
             passport=stamped,
             # observed is the hub's track record: a new agent starts without one.
@@ -199,6 +205,18 @@ class Hub:
         if kind in ("registered", "unregistered", "resume_set", "rule_set"):
             audit_kind = kind if kind.endswith("_set") else f"agent_{kind}"
             self.governance.audit(audit_kind, actor=passport.agent_id, agent_id=passport.agent_id, data=data)
+
+    async def authenticate(self, name: str, scheme: str, claim: Mapping[str, Any]) -> Passport:
+        """The passport of ``name`` if ``claim`` under ``scheme`` proves the right to act as it."""
+        passport = self.registry.get(name).passport
+        if passport.auth.scheme != scheme:
+            raise AuthError(
+                f"{name} is registered with auth scheme {passport.auth.scheme!r}, not {scheme!r}",
+                agent_id=passport.agent_id,
+                reason="scheme_mismatch",
+            )
+        await self.auth.check(passport, scheme, claim)
+        return passport
 
     async def unregister(self, agent_id: str) -> None:
         """Remove an agent from the directory (its channels and WAL stay)."""

@@ -74,7 +74,7 @@ class Dispatcher:
             return True
         reason = deny.rule if deny is not None else "limits.inbox.overflow=drop_newest"
         why = deny.reason if deny is not None else f"{recipient.passport.name}'s inbox is full"
-        self._governance.inbox.dropped.add((recipient_id, envelope.envelope_id))
+        self._governance.inbox.mark_dropped(recipient_id, envelope.channel_id, envelope.envelope_id)
         self._governance.audit(
             "delivery_skipped" if deny is not None else "inbox_overflow",
             actor=sender.passport.agent_id,

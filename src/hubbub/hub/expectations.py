@@ -21,6 +21,7 @@ re-arms. Each violation fires once: it is audited, sent to listeners
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -39,6 +40,8 @@ from .governance import Governance
 from .listeners import Listeners
 
 __all__ = ["BUILTIN_EXPECTATIONS", "Expectations", "Violation", "ViolationHandler"]
+
+log = logging.getLogger("hubbub.hub")
 
 BUILTIN_EXPECTATIONS = ("acks_within", "reply_within", "max_silence", "turn_within")
 _TEXTS = frozenset({EV_TEXT, EV_PACKET})
@@ -105,6 +108,9 @@ class Expectations:
         self._listeners = listeners
         self._close = close
         self._watches: dict[str, _Watch] = {}
+        self.on_fired: Callable[[str, tuple[Any, ...]], None] | None = None
+        """Called with (channel_id, key) as each violation is decided, before it fires (the hub persists
+        keys so a violation never fires twice across a restart)."""
         self._by_type: dict[str, list[Expectation]] = {}
         self._handlers: dict[str, ViolationHandler] = {
             "audit": self._noop,
@@ -161,6 +167,30 @@ class Expectations:
             return
         self._watches[record.id] = _Watch(expectations, time.time())
         self._arm(record.id, time.time())
+
+    async def resume(
+        self,
+        record: ChannelRecord,
+        *,
+        opened_at: float | None,
+        last_text: Envelope | None,
+        fired: set[tuple[Any, ...]],
+    ) -> None:
+        """After :meth:`start` on a restored channel: give the watch what it had seen before the
+        restart, and fire now what fell due while the hub was down (before anything new is posted)."""
+        w = self._watches.get(record.id)
+        if w is None:
+            return
+        if opened_at is not None:
+            w.opened_at = opened_at
+        if last_text is not None:
+            w.last_text = (id_time_ns(last_text.envelope_id) / 1e9, last_text)
+        w.fired |= fired
+        self._deadlines.cancel(("exp", record.id))
+        try:
+            await self._tick(record.id)
+        except Exception:
+            log.exception("expectations of channel %s failed after a restart", record.id)
 
     def watch(self, record: ChannelRecord, envelope: Envelope) -> None:
         """Called for every accepted envelope before anything awaits: a couple of field writes.
@@ -223,6 +253,8 @@ class Expectations:
                 continue
             violators = self._applicable(record, e, violators)
             w.fired.add(key)
+            if self.on_fired is not None:
+                self.on_fired(channel_id, key)
             if violators:
                 fired.append(
                     Violation(
@@ -302,6 +334,10 @@ class Expectations:
 
     async def _auto_close(self, violation: Violation) -> None:
         await self._close(violation.channel_id, f"expectation_violated:{violation.name}")
+
+    def is_watching(self, channel_id: str) -> bool:
+        """Whether the channel has expectations being watched."""
+        return channel_id in self._watches
 
     def pending(self) -> int:
         """How many channels are being watched."""

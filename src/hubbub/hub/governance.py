@@ -79,7 +79,15 @@ class Inbox:
         self._channels_of: dict[str, set[str]] = {}
         self._pressured: set[str] = set()
         self.dropped: set[tuple[str, str]] = set()
-        """(agent_id, envelope_id) pairs an overflow policy discarded; replay skips them."""
+        """(agent_id, envelope_id) pairs an overflow policy or dispatch rule discarded; replay skips them."""
+        self.on_drop: Callable[[str, str, str], None] | None = None
+        """Called with (agent_id, channel_id, envelope_id) for each new mark (the hub persists them)."""
+
+    def mark_dropped(self, agent_id: str, channel_id: str, envelope_id: str) -> None:
+        """``agent_id`` will never get ``envelope_id``: no replay, no inbox count."""
+        self.dropped.add((agent_id, envelope_id))
+        if self.on_drop is not None:
+            self.on_drop(agent_id, channel_id, envelope_id)
 
     def count(self, agent_id: str) -> int:
         return self.pending.get(agent_id, 0)
@@ -117,7 +125,7 @@ class Inbox:
             return None
         self._queues[(agent_id, oldest[0])].popleft()
         self.pending[agent_id] -= 1
-        self.dropped.add((agent_id, oldest[1]))
+        self.mark_dropped(agent_id, oldest[0], oldest[1])
         return oldest[1]
 
     def crossed_high_water(self, agent_id: str, inbox: InboxBlock) -> bool:

@@ -56,9 +56,11 @@ Op = Callable[["Session", dict[str, Any]], Awaitable[Any]]
 class Session:
     """The hub side of one connection."""
 
-    def __init__(self, hub: Hub, endpoint: Endpoint) -> None:
+    def __init__(self, hub: Hub, endpoint: Endpoint, *, trusted: bool = False) -> None:
         self.hub = hub
         self.endpoint = endpoint
+        self.trusted = trusted
+        """In-process callers may attach to any identity; remote ones present its credential."""
         self.bound: set[str] = set()
 
     async def call(self, op: str, params: dict[str, Any]) -> Any:
@@ -79,8 +81,21 @@ class Session:
     async def receipt(
         self, envelope_id: str, status: str, recipient_id: str, channel_id: str, reason: str = ""
     ) -> None:
-        """An ack advances ``recipient_id``'s cursor; a nack leaves it (the envelope is replayed)."""
+        """An ack advances ``recipient_id``'s cursor; a nack leaves it (the envelope is replayed).
+
+        Only an envelope of that channel addressed to that recipient can be acked:
+        a receipt for anything else would move the cursor past what it never got.
+        """
         self._require_bound(recipient_id)
+        envelope = await self.hub.store.get_envelope(channel_id, envelope_id) if channel_id else None
+        if envelope is None or not self.hub.dispatcher.replayable(envelope, recipient_id):
+            raise ProtocolError(
+                f"receipt for envelope {envelope_id!r} in channel {channel_id!r}: it was never delivered "
+                f"to {recipient_id} (check envelope_id, channel_id and recipient_id)",
+                channel_id=channel_id or None,
+                agent_id=recipient_id,
+                reason="unknown_delivery",
+            )
         if status == "ack":
             await self.hub.ack(recipient_id, channel_id, envelope_id)
         else:
@@ -126,7 +141,14 @@ class Session:
         return registered
 
     async def _attach(self, p: dict[str, Any]) -> Passport:
-        passport = self.hub.get_agent(_str(p, "name"))
+        name = _str(p, "name")
+        if self.trusted:
+            passport = self.hub.get_agent(name)
+        else:
+            claim = p.get("auth_claim") or {}
+            if not isinstance(claim, dict):
+                raise ProtocolError(f"param 'auth_claim' must be an object, got {type(claim).__name__}")
+            passport = await self.hub.authenticate(name, str(p.get("auth_scheme") or "none"), claim)
         assert passport.agent_id is not None
         self.bind(passport.agent_id)
         return passport
@@ -253,14 +275,19 @@ class Session:
     async def _read_wal(self, p: dict[str, Any]) -> list[Envelope]:
         channel_id = _str(p, "channel_id")
         self._require_member(channel_id)
-        since = p.get("since")
-        limit = p.get("limit")
-        return await self.hub.read_wal(
-            channel_id,
-            since=since if isinstance(since, str) and since else None,
-            until=p.get("until"),
-            limit=int(limit) if limit is not None else None,
-        )
+        since, until, limit = p.get("since"), p.get("until"), p.get("limit")
+        if isinstance(since, int) or isinstance(until, int):
+            # ag2's clients page by list position; serve it (a full read) for compatibility.
+            everything = await self.hub.read_wal(channel_id)
+            start = since if isinstance(since, int) and since > 0 else 0
+            end = until if isinstance(until, int) else None
+            return everything[start:end]
+        for name, value in (("since", since), ("until", until)):
+            if value is not None and not isinstance(value, str):
+                raise ProtocolError(f"param {name!r} must be an envelope id (string), got {value!r}")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            raise ProtocolError(f"param 'limit' must be a non-negative integer, got {limit!r}")
+        return await self.hub.read_wal(channel_id, since=since or None, until=until or None, limit=limit)
 
     async def _find_by_causation(self, p: dict[str, Any]) -> Envelope | None:
         channel_id = _str(p, "channel_id")

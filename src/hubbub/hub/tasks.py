@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from statistics import median_low
 from typing import Any
 
@@ -38,8 +38,9 @@ from ..storage.base import Store
 from .deadlines import Deadlines
 from .listeners import Listeners
 from .registry import Registry
+from .snapshots import forget
 
-__all__ = ["LATENCY_WINDOW", "MAX_TAGS", "TaskBook"]
+__all__ = ["LATENCY_WINDOW", "MAX_TAGS", "TASK_PREFIX", "OpenTask", "TaskBook"]
 
 LATENCY_WINDOW = 100
 """Successful durations per (agent, capability) the p50 is taken over."""
@@ -52,12 +53,30 @@ _FINISHED_MEMORY = 1000
 """Finished task ids remembered per agent, so a late or repeated result gets a precise error."""
 
 
+class OpenTask(msgspec.Struct, kw_only=True, frozen=True):
+    """An open mirrored task as the store keeps it (``task/<agent_id>/<task_id>``), so a restart
+    resumes it and its TTL."""
+
+    agent_id: str
+    task_id: str
+    capabilities: list[str]
+    started_at: float
+    """POSIX time of ``started``."""
+    ttl: float = 0.0
+    """Seconds from ``started_at`` to expiry; 0 = none."""
+
+
+TASK_PREFIX = "task/"
+_encode_task = msgspec.msgpack.Encoder().encode
+_decode_task = msgspec.msgpack.Decoder(OpenTask).decode
+
+
 class _OpenTask:
     __slots__ = ("capabilities", "started")
 
-    def __init__(self, capabilities: list[str]) -> None:
+    def __init__(self, capabilities: list[str], started: float | None = None) -> None:
         self.capabilities = capabilities
-        self.started = time.monotonic()
+        self.started = time.monotonic() if started is None else started
 
 
 def _tags(capabilities: Sequence[str] | None) -> list[str]:
@@ -75,6 +94,10 @@ def _tags(capabilities: Sequence[str] | None) -> list[str]:
     if len(tags) > MAX_TAGS:
         raise UsageError(f"a task may carry at most {MAX_TAGS} capability tags, got {len(tags)}")
     return tags
+
+
+def _key(agent_id: str, task_id: str) -> str:
+    return f"{TASK_PREFIX}{agent_id}/{task_id}"
 
 
 def _duration(value: float | None) -> int | None:
@@ -146,13 +169,18 @@ class TaskBook:
         if error is not None and not isinstance(error, str):
             raise UsageError(f"task error must be a string, got {error!r}")
         if kind == "started":
-            return self._start(agent_id, task_id, tags)
+            event, durable = self._start(agent_id, task_id, tags)
+            if durable is not None:
+                await durable
+            return event
         if kind == "succeeded":
             return await self._finish(agent_id, task_id, "succeeded", tags, duration, None)
         text = (error or "failed without an error message")[:_MAX_ERROR_LEN]
         return await self._finish(agent_id, task_id, "failed", tags, duration, text)
 
-    def _start(self, agent_id: str, task_id: str, tags: list[str]) -> TaskEvent:
+    def _start(
+        self, agent_id: str, task_id: str, tags: list[str]
+    ) -> tuple[TaskEvent, Awaitable[None] | None]:
         name = self._registry.name_of(agent_id)
         tasks = self._open.setdefault(agent_id, {})
         if task_id in tasks:
@@ -182,13 +210,33 @@ class TaskBook:
             finished.pop(task_id, None)
         tasks[task_id] = _OpenTask(tags)
         ttl = parse_duration(rule.limits.task_ttl_default)
-        if ttl > 0:
-            self._deadlines.at(
-                ("task", agent_id, task_id), time.time() + ttl, lambda: self._expire(agent_id, task_id, ttl)
-            )
+        now = time.time()
+        self._arm(agent_id, task_id, now, ttl)
+        stored = OpenTask(agent_id=agent_id, task_id=task_id, capabilities=tags, started_at=now, ttl=ttl)
+        durable = self._store.put_kv(_key(agent_id, task_id), _encode_task(stored))
         event = TaskEvent(agent_id=agent_id, task_id=task_id, kind="started", capabilities=tags, at=iso_now())
         self._listeners.emit("on_task_event", event)
-        return event
+        return event, durable
+
+    def _arm(self, agent_id: str, task_id: str, started_at: float, ttl: float) -> None:
+        if ttl > 0:
+            self._deadlines.at(
+                ("task", agent_id, task_id), started_at + ttl, lambda: self._expire(agent_id, task_id, ttl)
+            )
+
+    def restore(self, data: bytes) -> bool:
+        """Reopen a task stored by a previous run and re-arm its TTL; False if it is stale (its agent is
+        gone or the record does not decode): the caller deletes it."""
+        try:
+            task = _decode_task(data)
+        except msgspec.DecodeError:
+            return False
+        if self._registry.find(task.agent_id) is None:
+            return False
+        started = time.monotonic() - max(0.0, time.time() - task.started_at)
+        self._open.setdefault(task.agent_id, {})[task.task_id] = _OpenTask(task.capabilities, started)
+        self._arm(task.agent_id, task.task_id, task.started_at, task.ttl)
+        return True
 
     async def _finish(
         self,
@@ -217,15 +265,20 @@ class TaskBook:
                 reason="unknown_task",
             )
         self._deadlines.cancel(("task", agent_id, task_id))
+        durable = self._store.delete_kv(_key(agent_id, task_id))
         if duration is None:
             duration = round((time.monotonic() - task.started) * 1000)
         all_tags = task.capabilities + [t for t in tags if t not in task.capabilities]
-        return await self._close(agent_id, task_id, kind, all_tags, duration, error)
+        event = await self._close(agent_id, task_id, kind, all_tags, duration, error)
+        if durable is not None:
+            await durable
+        return event
 
     async def _expire(self, agent_id: str, task_id: str, ttl: float) -> None:
         task = self._open.get(agent_id, {}).pop(task_id, None)
         if task is None or self._registry.find(agent_id) is None:
             return
+        forget(self._store.delete_kv(_key(agent_id, task_id)))
         duration = round((time.monotonic() - task.started) * 1000)
         error = f"still open after its TTL of {ttl:g}s (limits.task_ttl_default)"
         await self._close(agent_id, task_id, "expired", task.capabilities, duration, error)
@@ -293,5 +346,6 @@ class TaskBook:
         """Drop everything about ``agent_id`` (it was unregistered)."""
         for task_id in self._open.pop(agent_id, {}):
             self._deadlines.cancel(("task", agent_id, task_id))
+            forget(self._store.delete_kv(_key(agent_id, task_id)))
         self._finished.pop(agent_id, None)
         self._latencies.pop(agent_id, None)

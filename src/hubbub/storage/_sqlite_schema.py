@@ -18,6 +18,7 @@ from ..errors import StorageError, UsageError
 __all__ = [
     "APPLICATION_ID",
     "padded_sql",
+    "prefix_end",
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "Durability",
@@ -77,6 +78,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX audit_by_actor ON audit (actor, at) WHERE actor IS NOT NULL;
     CREATE INDEX audit_by_channel ON audit (channel_id, at) WHERE channel_id IS NOT NULL;
     """,
+    # 2: keyed state (adapter snapshots, fired expectations, open tasks, dropped deliveries).
+    """
+    CREATE TABLE kv (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+    """,
 )
 """Schema steps in order; step ``i`` takes ``PRAGMA user_version`` from ``i`` to ``i + 1``.
 
@@ -134,6 +139,10 @@ UPSERT_CHANNEL = MultiRowInsert(
     2,
     " ON CONFLICT (channel_id) DO UPDATE SET body = excluded.body",
 )
+UPSERT_KV = MultiRowInsert(
+    "INSERT INTO kv (key, value)", 2, " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
+DELETE_KV = "DELETE FROM kv WHERE key IN ({})"
 INSERT_AUDIT = MultiRowInsert("INSERT INTO audit (id, at, kind, agent_id, actor, channel_id, body)", 7)
 
 # Reads (the reader thread); every one is an index lookup or range scan.
@@ -163,7 +172,27 @@ FIND_BY_KEY = (
 LOAD_AGENTS = "SELECT body FROM agents ORDER BY rowid"
 LOAD_CHANNELS = "SELECT body FROM channels ORDER BY rowid"
 LOAD_CURSORS = "SELECT agent_id, channel_id, envelope_id FROM cursors"
+GET_KV = "SELECT value FROM kv WHERE key = ?"
+SCAN_KV: dict[bool, str] = {
+    False: "SELECT key, value FROM kv WHERE key >= ? ORDER BY key",
+    True: "SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key",
+}
+"""Keyed by whether the prefix has an upper bound (see :func:`prefix_end`)."""
 LOAD_LAST_IDS = "SELECT channel_id, last_id FROM wal_channels"
+
+
+def prefix_end(prefix: str) -> str | None:
+    """The least string above every string starting with ``prefix`` (None: no such bound).
+
+    SQLite compares TEXT bytewise, and UTF-8 byte order is code point order.
+    """
+    stripped = prefix.rstrip("\U0010ffff")
+    if not stripped:
+        return None
+    following = ord(stripped[-1]) + 1
+    if 0xD800 <= following < 0xE000:
+        following = 0xE000  # surrogates do not encode; none can be in a key
+    return stripped[:-1] + chr(following)
 
 
 def _fail(path: str, problem: str, advice: str) -> StorageError:

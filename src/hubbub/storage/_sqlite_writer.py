@@ -26,11 +26,13 @@ from typing import Any
 from ..errors import StorageError
 from ._sqlite_schema import (
     DELETE_AGENT,
+    DELETE_KV,
     INSERT_AUDIT,
     INSERT_WAL,
     UPSERT_AGENT,
     UPSERT_CHANNEL,
     UPSERT_CURSOR,
+    UPSERT_KV,
     UPSERT_WAL_CHANNEL,
     MultiRowInsert,
     padded_sql,
@@ -42,6 +44,8 @@ __all__ = [
     "CHANNEL",
     "CURSOR",
     "DELETE",
+    "KV_DELETE",
+    "KV_PUT",
     "MAX_BATCH",
     "MAX_ROWS",
     "PUT_AGENT",
@@ -49,7 +53,7 @@ __all__ = [
     "Writer",
 ]
 
-APPEND, PUT_AGENT, DELETE, CHANNEL, CURSOR, AUDIT, STOP = range(7)
+APPEND, PUT_AGENT, DELETE, CHANNEL, CURSOR, AUDIT, STOP, KV_PUT, KV_DELETE = range(9)
 MAX_BATCH = 1000
 """Most items in one transaction: bounds commit latency and the writer's memory under a flood."""
 MAX_ROWS = 1024
@@ -106,6 +110,7 @@ class Writer:
         channels: dict[str, tuple[Any, ...]] = {}
         cursors: dict[tuple[str, str], tuple[Any, ...]] = {}
         audit: list[tuple[Any, ...]] = []
+        kv: dict[str, bytes | None] = {}
         for op, row, _ in batch:
             if op == APPEND:
                 wal.append(row)
@@ -122,6 +127,11 @@ class Writer:
                 audit.append(row)
             elif op == CHANNEL:
                 channels[row[0]] = row
+            elif op == KV_PUT:
+                # Coalesced like cursors: the last put or delete of a key in a transaction wins.
+                kv[row[0]] = row[1]
+            elif op == KV_DELETE:
+                kv[row[0]] = None
             else:
                 agents.append((op, row))
         conn = self._conn
@@ -138,6 +148,8 @@ class Writer:
                 _insert(conn, UPSERT_CURSOR, list(cursors.values()))
             if audit:
                 _insert(conn, INSERT_AUDIT, audit)
+            if kv:
+                _write_kv(conn, kv)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -157,6 +169,17 @@ def _insert(conn: sqlite3.Connection, insert: MultiRowInsert, rows: list[tuple[A
         params = [value for row in chunk for value in row]
         params += [None] * (width * (size - len(chunk)))
         conn.execute(padded_sql(insert, size), params)
+
+
+def _write_kv(conn: sqlite3.Connection, kv: dict[str, bytes | None]) -> None:
+    puts = [(key, value) for key, value in kv.items() if value is not None]
+    if puts:
+        _insert(conn, UPSERT_KV, puts)
+    deletes = [key for key, value in kv.items() if value is None]
+    most = min(MAX_ROWS, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+    for start in range(0, len(deletes), most):
+        chunk = deletes[start : start + most]
+        conn.execute(DELETE_KV.format(", ".join("?" * len(chunk))), chunk)
 
 
 def _settle(batch: list[Item], error: StorageError | None) -> None:

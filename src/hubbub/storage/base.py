@@ -106,6 +106,27 @@ class Store(abc.ABC):
     async def load_cursors(self) -> dict[tuple[str, str], str]:
         """Every ``(agent_id, channel_id) → envelope_id`` cursor."""
 
+    # keyed state: snapshots and the small records a restart needs (see hub/recovery.py)
+    @abc.abstractmethod
+    def put_kv(self, key: str, value: bytes) -> Awaitable[None] | None:
+        """Set ``key`` to ``value``, placed now in order with WAL appends and every other write.
+
+        Like :meth:`append`: await the result (if not None) for durability. A value
+        written after an envelope is never durable without that envelope.
+        """
+
+    @abc.abstractmethod
+    def delete_kv(self, key: str) -> Awaitable[None] | None:
+        """Forget ``key`` (no error if absent), placed now in order like :meth:`put_kv`."""
+
+    @abc.abstractmethod
+    async def get_kv(self, key: str) -> bytes | None:
+        """The value of ``key``, or None."""
+
+    @abc.abstractmethod
+    async def scan_kv(self, prefix: str) -> dict[str, bytes]:
+        """Every key starting with ``prefix``, with its value, in key order."""
+
     # audit
     @abc.abstractmethod
     async def append_audit(self, record: AuditRecord) -> None:

@@ -38,6 +38,7 @@ class MemoryStore(Store):
         self._wals: dict[str, _Wal] = {}
         self._cursors: dict[tuple[str, str], str] = {}
         self._audit: list[AuditRecord] = []
+        self._kv: dict[str, bytes] = {}
 
     async def put_agent(self, record: AgentRecord) -> None:
         assert record.passport.agent_id is not None
@@ -124,6 +125,20 @@ class MemoryStore(Store):
 
     async def load_cursors(self) -> dict[tuple[str, str], str]:
         return dict(self._cursors)
+
+    def put_kv(self, key: str, value: bytes) -> Awaitable[None] | None:
+        self._kv[key] = bytes(value)
+        return None
+
+    def delete_kv(self, key: str) -> Awaitable[None] | None:
+        self._kv.pop(key, None)
+        return None
+
+    async def get_kv(self, key: str) -> bytes | None:
+        return self._kv.get(key)
+
+    async def scan_kv(self, prefix: str) -> dict[str, bytes]:
+        return {k: self._kv[k] for k in sorted(self._kv) if k.startswith(prefix)}
 
     async def append_audit(self, record: AuditRecord) -> None:
         self._audit.append(record)

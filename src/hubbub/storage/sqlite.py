@@ -24,7 +24,18 @@ from ..model.channel import ChannelMetadata
 from ..model.envelope import Envelope
 from . import _sqlite_schema as sql
 from ._sqlite_schema import Durability, connect, open_database
-from ._sqlite_writer import APPEND, AUDIT, CHANNEL, CURSOR, DELETE, PUT_AGENT, STOP, Writer
+from ._sqlite_writer import (
+    APPEND,
+    AUDIT,
+    CHANNEL,
+    CURSOR,
+    DELETE,
+    KV_DELETE,
+    KV_PUT,
+    PUT_AGENT,
+    STOP,
+    Writer,
+)
 from .base import AgentRecord, Store
 
 if sys.platform != "win32":
@@ -171,6 +182,13 @@ class SqliteStore(Store):
     async def set_cursor(self, agent_id: str, channel_id: str, envelope_id: str) -> None:
         await self._submit(CURSOR, (agent_id, channel_id, envelope_id))
 
+    def put_kv(self, key: str, value: bytes) -> asyncio.Future[None]:
+        """Queue ``key = value`` now, after every write made before; the future completes once committed."""
+        return self._submit(KV_PUT, (_key(key), bytes(value)))
+
+    def delete_kv(self, key: str) -> asyncio.Future[None]:
+        return self._submit(KV_DELETE, (_key(key),))
+
     async def append_audit(self, r: AuditRecord) -> None:
         body = self._encode(r, f"audit record {r.id}")
         await self._submit(AUDIT, (r.id, r.at, r.kind, r.agent_id, r.actor, r.channel_id, body))
@@ -259,6 +277,16 @@ class SqliteStore(Store):
         found = await self._read(self._scalar, sql.FIND_BY_KEY, [channel_id, sender_id, key])
         return None if found is None else str(found)
 
+    async def get_kv(self, key: str) -> bytes | None:
+        found = await self._read(self._scalar, sql.GET_KV, [_key(key)])
+        return None if found is None else bytes(found)
+
+    async def scan_kv(self, prefix: str) -> dict[str, bytes]:
+        end = sql.prefix_end(_key(prefix))
+        params = [prefix] if end is None else [prefix, end]
+        rows = await self._read(self._rows, sql.SCAN_KV[end is not None], params)
+        return {key: bytes(value) for key, value in rows}
+
     async def load_cursors(self) -> dict[tuple[str, str], str]:
         rows = await self._read(self._rows, sql.LOAD_CURSORS, ())
         return {(agent_id, channel_id): envelope_id for agent_id, channel_id, envelope_id in rows}
@@ -305,6 +333,16 @@ class SqliteStore(Store):
         finally:
             self._conn.close()
             _unlock(self._lock)
+
+
+def _key(key: str) -> str:
+    if not isinstance(key, str):
+        raise UsageError(f"kv keys are strings, got {type(key).__name__} {key!r}")
+    try:
+        key.encode()
+    except UnicodeEncodeError as exc:
+        raise UsageError(f"kv key {key!r} is not valid text ({exc.reason})") from exc
+    return key
 
 
 def _lock(path: str) -> int | None:

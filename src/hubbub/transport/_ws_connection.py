@@ -23,7 +23,7 @@ import msgspec
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from ..errors import AuthError, HubbubError, ProtocolError
+from ..errors import HubbubError, ProtocolError
 from ..hub.core import Hub
 from ..hub.session import Session
 from ..model._time import iso_now
@@ -295,15 +295,9 @@ class Connection:
             self._send(ErrorFrame(code=HubbubError.code, message=message, envelope_id=frame.envelope_id))
 
     async def _hello(self, frame: HelloFrame) -> None:
-        if frame.auth_scheme != "none":
-            message = (
-                f"auth scheme {frame.auth_scheme!r} refused: this hub has no auth configured; "
-                "say hello with auth_scheme 'none'"
-            )
-            self._send(ErrorFrame(code=AuthError.code, message=message))
-            return
         try:
-            passport = await self.session.call("attach", {"name": frame.name})
+            params = {"name": frame.name, "auth_scheme": frame.auth_scheme, "auth_claim": frame.auth_claim}
+            passport = await self.session.call("attach", params)
             self._send(WelcomeFrame(self.endpoint_id, iso_now()))
             if frame.since_envelope_id is not None:
                 params = {"agent_id": passport.agent_id, "since_envelope_id": frame.since_envelope_id}

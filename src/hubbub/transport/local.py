@@ -44,7 +44,7 @@ class LocalLink:
 
     async def connect(self, on_notify: NotifyHandler) -> None:
         await self.hub.start()
-        self._session = Session(self.hub, _LocalEndpoint(on_notify))
+        self._session = Session(self.hub, _LocalEndpoint(on_notify), trusted=True)
 
     def _live(self) -> Session:
         if self._session is None:
