@@ -6,6 +6,7 @@ after it were lost) with the channel record and snapshot as they could be then.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Awaitable
 from pathlib import Path
@@ -36,6 +37,7 @@ from hubbub import (
     Resume,
     Rule,
     SqliteStore,
+    UsageError,
 )
 from hubbub.hub.snapshots import SNAPSHOT_PREFIX
 from tests.conftest import TIME_UNIT
@@ -350,6 +352,39 @@ async def test_inbox_counts_and_dropped_deliveries_survive_a_restart(tmp_path: P
         await again.aclose()
 
 
+async def test_inbox_counts_are_exact_when_snapshots_cover_pending_envelopes(tmp_path: Path) -> None:
+    path = tmp_path / "hub.db"
+    deep = Rule(limits=LimitsBlock(inbox=InboxBlock(max_pending=100)))
+    hub = await started(path, snapshot_every=4)
+    async with HubClient(LocalLink(hub)) as client:
+        await client.register(name="alice")
+        bob = await client.register(name="bob", rule=deep)
+        meta = await hub.create_channel(hub.get_agent("alice").agent_id or "", "conversation", ["bob"])
+        last = (await hub.read_wal(meta.channel_id))[-1].envelope_id
+        await wait_until(lambda: hub.delivery.cursor(bob.agent_id, meta.channel_id) == last)
+        await bob.aclose()
+        # Concurrent posts: snapshots are taken while earlier ones are still on their way.
+        sent = await asyncio.gather(*(say(hub, meta.channel_id, "alice", f"#{n}") for n in range(10)))
+        sent += [await say(hub, meta.channel_id, "alice", "last")]
+    await hub.aclose()
+
+    again = await started(path, snapshot_every=4)
+    try:
+        assert SNAPSHOT_PREFIX + meta.channel_id in await again.store.scan_kv(SNAPSHOT_PREFIX)
+        assert again.governance.inbox.count(bob.agent_id) == 11
+        assert again.governance.inbox.count(hub.get_agent("alice").agent_id or "") == 0
+        async with HubClient(LocalLink(again)) as client:
+            bob_again = await client.attach(None, "bob", since_envelope_id=None)
+            got: list[str] = []
+            bob_again.on_envelope(lambda e: got.append(e.envelope_id))
+            assert await bob_again.replay() == 11
+            await wait_until(lambda: sorted(got) == sorted(sent))
+            await wait_until(lambda: again.governance.inbox.count(bob.agent_id) == 0)
+            await bob_again.aclose()
+    finally:
+        await again.aclose()
+
+
 def reply_within(seconds: float) -> dict[str, Any]:
     return {
         "expectations": [{"name": "reply_within", "on_violation": "audit", "params": {"seconds": seconds}}]
@@ -422,3 +457,9 @@ async def test_posts_after_a_restart_get_later_ids(tmp_path: Path) -> None:
         assert [e.event_type for e in await again.read_wal(meta.channel_id)][-2:] == [EV_TEXT, EV_TEXT]
     finally:
         await again.aclose()
+
+
+def test_snapshot_every_must_be_a_positive_int() -> None:
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(UsageError, match="snapshot_every"):
+            Hub(snapshot_every=bad)  # type: ignore[arg-type]

@@ -209,6 +209,42 @@ def test_bad_arguments_are_usage_errors(tmp_path: Path) -> None:
         SqliteStore(":memory:")
 
 
+async def test_a_version_1_file_gets_keyed_state_and_keeps_its_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "hub.db"
+    with monkeypatch.context() as patch:
+        patch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])
+        patch.setattr(schema, "SCHEMA_VERSION", 1)
+        envelopes = await fill(path, 6)
+    store = SqliteStore(path)
+    assert await store.read_wal("c1") == envelopes[1::3]
+    await store.put_kv("snap/c1", b"state")
+    await store.aclose()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
+    reopened = SqliteStore(path)
+    assert await reopened.scan_kv("snap/") == {"snap/c1": b"state"}
+    await reopened.aclose()
+
+
+async def test_keyed_state_commits_in_order_with_the_wal(tmp_path: Path) -> None:
+    path = tmp_path / "hub.db"
+    store = SqliteStore(path)
+    envelope = text("A")
+    store.append(envelope)
+    snapshot = store.put_kv("snap/A", envelope.envelope_id.encode())
+    store.delete_kv("gone")
+    await snapshot
+    # Committed together or after: whoever sees the snapshot sees the envelope it covers.
+    assert await store.read_wal("A") == [envelope]
+    with pytest.raises(UsageError, match="kv keys are strings"):
+        store.put_kv(b"bytes", b"")  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="not valid text"):
+        store.put_kv("lone \ud800", b"")
+    await store.aclose()
+
+
 async def test_migrations_run_in_order_and_keep_the_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -39,7 +39,7 @@ from .dispatch import Dispatcher
 from .governance import Governance
 from .listeners import Listeners
 from .registry import Registry
-from .snapshots import SNAPSHOT_EVERY, SNAPSHOT_PREFIX, encode_snapshot, forget
+from .snapshots import SNAPSHOT_EVERY, write_snapshot
 
 __all__ = ["HUB_SENDER", "ChannelRecord", "Channels"]
 
@@ -58,6 +58,7 @@ class ChannelRecord:
         "activated",
         "adapter",
         "idempotency",
+        "inflight",
         "members",
         "metadata",
         "participants",
@@ -80,8 +81,8 @@ class ChannelRecord:
         self.activated: asyncio.Future[ChannelMetadata] | None = None
         self.texts = 0
         """How many text and packet envelopes the WAL holds (what views count)."""
-        self.unsnapped = 0
-        """Envelopes appended since the last snapshot (see ``hub/snapshots.py``)."""
+        self.unsnapped = 0  # envelopes since the last snapshot (hub/snapshots.py)
+        self.inflight: set[str] = set()  # posted, not yet through delivery: no inbox counts them yet
 
     @property
     def id(self) -> str:
@@ -183,9 +184,13 @@ class Channels:
         if key is not None:
             record.idempotency[(sender_id, key)] = stamped.envelope_id
         followups = self._apply(record, stamped)
-        if durable is not None:
-            await durable
-        self._dispatcher.deliver(stamped, sender, recipients, substantive=not bypass, skip=skip)
+        record.inflight.add(stamped.envelope_id)
+        try:
+            if durable is not None:
+                await durable
+            self._dispatcher.deliver(stamped, sender, recipients, substantive=not bypass, skip=skip)
+        finally:
+            record.inflight.discard(stamped.envelope_id)
         if self._listeners.wants("on_envelope_posted"):
             self._listeners.emit("on_envelope_posted", stamped)
         if followups is not None:
@@ -292,11 +297,7 @@ class Channels:
 
     def snapshot(self, record: ChannelRecord, envelope_id: str) -> None:
         """Snapshot the channel as of its last envelope, ``envelope_id``; the store orders it after it."""
-        if getattr(record.adapter, "state_type", None) is None and not record.metadata.is_terminal():
-            return
-        data = encode_snapshot(record.metadata, record.adapter, record.state, record.texts, envelope_id)
-        forget(self._store.put_kv(SNAPSHOT_PREFIX + record.id, data))
-        record.unsnapped = 0
+        write_snapshot(self._store, self._governance.inbox, record, envelope_id)
 
     def commit_hub_event(
         self,
@@ -354,10 +355,7 @@ class Channels:
     def terminate(
         self, record: ChannelRecord, state: ChannelState, reason: str
     ) -> list[tuple[Envelope, Awaitable[None] | None]]:
-        """Move a channel to CLOSED or EXPIRED now; returns the closing envelope to settle.
-
-        ``closed_at`` is the closing envelope's time, so a restart derives the same record from the WAL.
-        """
+        """Move a channel to CLOSED or EXPIRED now (``closed_at``: the closing envelope's time)."""
         meta = record.metadata
         if meta.is_terminal():
             return []

@@ -92,6 +92,11 @@ class Inbox:
     def count(self, agent_id: str) -> int:
         return self.pending.get(agent_id, 0)
 
+    def oldest(self, agent_id: str, channel_id: str) -> str | None:
+        """The oldest envelope of the channel still pending for ``agent_id``, or None."""
+        queue = self._queues.get((agent_id, channel_id))
+        return queue[0] if queue else None
+
     def add(self, agent_id: str, channel_id: str, envelope_id: str) -> int:
         """Count one more pending envelope; returns the new count."""
         key = (agent_id, channel_id)

@@ -46,7 +46,7 @@ from ..model.envelope import (
 from ..model.ids import id_time_ns
 from .channels import ChannelRecord
 from .delivery import recipients_of
-from .snapshots import SNAPSHOT_PREFIX, decode_snapshot, forget
+from .snapshots import SNAPSHOT_PREFIX, Snapshot, decode_snapshot, forget
 from .tasks import TASK_PREFIX
 
 if TYPE_CHECKING:
@@ -61,6 +61,8 @@ FIRED_PREFIX = "fired/"
 _PAGE = 1000
 _TEXTS = frozenset({EV_TEXT, EV_PACKET})
 _encode = msgspec.json.Encoder().encode
+_Bound = tuple[str | None, str | None]
+"""A participant's cursor (counts start after it) and floor (counts start at it), None = no bound."""
 
 
 class Recovery:
@@ -115,12 +117,12 @@ class Recovery:
                 inbox.crossed_high_water(agent_id, record.rule.limits.inbox)
 
     async def _load_drops(self) -> None:
-        store, dropped = self.hub.store, self.hub.governance.inbox.dropped
+        store, dropped, find = self.hub.store, self.hub.governance.inbox.dropped, self.hub.registry.find
         for key in await store.scan_kv(DROP_PREFIX):
             parts = key[len(DROP_PREFIX) :].split("/")
             cursor = self._cursors.get((parts[0], parts[1])) if len(parts) == 3 else None
-            if len(parts) != 3 or (cursor is not None and parts[2] <= cursor):
-                forget(store.delete_kv(key))  # acked since: no replay or count will ask
+            if len(parts) != 3 or (cursor is not None and parts[2] <= cursor) or find(parts[0]) is None:
+                forget(store.delete_kv(key))  # acked since, or its agent is gone: nothing will ask
             else:
                 dropped.add((parts[0], parts[2]))
 
@@ -149,10 +151,11 @@ class Recovery:
             if closing is not None:
                 record.texts = closing[0].texts
             hub.channels.add(record)
-            await self._count_closed(record, closing[0].envelope_id if closing is not None else None)
+            await self._count_closed(record, closing[0] if closing is not None else None)
             for key in fired.values():
                 forget(store.delete_kv(key))
             return
+        snap: Snapshot | None = None
         if loaded is not None:
             snap, state = loaded
             meta, since, texts = snap.metadata, snap.envelope_id, snap.texts
@@ -161,11 +164,8 @@ class Recovery:
         else:
             meta, since, texts = _as_created(stored), None, 0
             state = adapter.initial_state(meta)
-        cursors = self._registered_cursors(meta)
-        start = since
-        for cursor in cursors.values():
-            if start is not None and (cursor is None or cursor < start):
-                start = cursor
+        bounds = self._bounds(meta, snap)
+        start = await self._read_start(channel_id, [*_lows(bounds), (since, False)])
         folded, last, last_text, opened_at = 0, None, None, None
         participants = meta.participant_ids()
         while batch := await store.read_wal(channel_id, since=start, limit=_PAGE):
@@ -179,7 +179,7 @@ class Recovery:
                     elif envelope.event_type == EV_CHANNEL_OPENED:
                         opened_at = id_time_ns(envelope.envelope_id) / 1e9
                     _derive(meta, envelope)
-                self._count(envelope, participants, cursors)
+                self._count(envelope, participants, bounds)
             last = batch[-1]
             start = last.envelope_id
             if len(batch) < _PAGE:
@@ -208,41 +208,63 @@ class Recovery:
                     opened_at = await self._opened_at(record)
             await hub.expectations.resume(record, opened_at=opened_at, last_text=last_text, fired=set(fired))
 
-    def _registered_cursors(self, meta: ChannelMetadata) -> dict[str, str | None]:
-        """Each registered participant's cursor in the channel (None: it acked nothing)."""
-        find = self.hub.registry.find
-        channel_id = meta.channel_id
-        return {p: self._cursors.get((p, channel_id)) for p in meta.participant_ids() if find(p) is not None}
+    def _bounds(self, meta: ChannelMetadata, snap: Snapshot | None) -> dict[str, _Bound]:
+        """Per registered participant: its cursor, and the snapshot's floor of what it may have pending."""
+        find, channel_id = self.hub.registry.find, meta.channel_id
+        return {
+            p: (
+                self._cursors.get((p, channel_id)),
+                None if snap is None else snap.floors.get(p, snap.envelope_id),
+            )
+            for p in meta.participant_ids()
+            if find(p) is not None
+        }
 
-    def _count(self, envelope: Envelope, participants: list[str], cursors: dict[str, str | None]) -> None:
+    async def _read_start(self, channel_id: str, lows: list[tuple[str | None, bool]]) -> str | None:
+        """The ``since`` that reads every envelope above the lowest bound (id, inclusive?)."""
+        if not lows or any(low is None for low, _ in lows):
+            return None
+        low, inclusive = min(lows, key=lambda bound: (bound[0], not bound[1]))
+        assert low is not None
+        if not inclusive:
+            return low
+        before = await self.hub.store.read_wal_tail(channel_id, 2, until=low)
+        return before[0].envelope_id if len(before) == 2 else None
+
+    def _count(self, envelope: Envelope, participants: list[str], bounds: dict[str, _Bound]) -> None:
         """Count ``envelope`` in the inbox of each recipient that has not acked it (as delivery did)."""
         if is_bypass_event(envelope.event_type):
             return
         envelope_id = envelope.envelope_id
         inbox = self.hub.governance.inbox
         for agent_id in recipients_of(envelope, participants):
-            if agent_id not in cursors:
+            bound = bounds.get(agent_id)
+            if bound is None:
                 continue
-            cursor = cursors[agent_id]
-            if (cursor is None or cursor < envelope_id) and (agent_id, envelope_id) not in inbox.dropped:
+            cursor, floor = bound
+            if (
+                (cursor is None or cursor < envelope_id)
+                and (floor is None or floor <= envelope_id)
+                and (agent_id, envelope_id) not in inbox.dropped
+            ):
                 inbox.add(agent_id, envelope.channel_id, envelope_id)
 
-    async def _count_closed(self, record: ChannelRecord, last_id: str | None) -> None:
-        """Inbox counts of a closed channel: only participants that did not ack its end need a read."""
+    async def _count_closed(self, record: ChannelRecord, closing: Snapshot | None) -> None:
+        """Inbox counts of a closed channel: only participants that may have some pending need a read."""
         store, channel_id = self.hub.store, record.id
-        cursors = self._registered_cursors(record.metadata)
-        if last_id is None and cursors:
+        bounds = self._bounds(record.metadata, closing)
+        if closing is not None:  # past its floor, only the closing envelope: never counted
+            bounds = {a: b for a, b in bounds.items() if a in closing.floors}
+        elif bounds:
             tail = await store.read_wal_tail(channel_id, 1)
-            last_id = tail[0].envelope_id if tail else None
-        behind = {a: c for a, c in cursors.items() if last_id is not None and (c is None or c < last_id)}
-        if not behind:
+            last_id = tail[0].envelope_id if tail else ""
+            bounds = {a: b for a, b in bounds.items() if b[0] is None or b[0] < last_id}
+        if not bounds:
             return
-        start = min((c for c in behind.values() if c is not None), default=None)
-        if None in behind.values():
-            start = None
+        start = await self._read_start(channel_id, _lows(bounds))
         while batch := await store.read_wal(channel_id, since=start, limit=_PAGE):
             for envelope in batch:
-                self._count(envelope, record.participants, behind)
+                self._count(envelope, record.participants, bounds)
             start = batch[-1].envelope_id
             if len(batch) < _PAGE:
                 break
@@ -285,6 +307,14 @@ class Recovery:
             if envelope.event_type == EV_CHANNEL_OPENED:
                 return id_time_ns(envelope.envelope_id) / 1e9
         return None
+
+
+def _lows(bounds: dict[str, _Bound]) -> list[tuple[str | None, bool]]:
+    """Where each participant's count must start reading: past its cursor, or at its floor if later."""
+    return [
+        (floor, True) if floor is not None and (cursor is None or cursor < floor) else (cursor, False)
+        for cursor, floor in bounds.values()
+    ]
 
 
 def _as_created(stored: ChannelMetadata) -> ChannelMetadata:

@@ -11,6 +11,12 @@ sent to a closed channel, so its state is never read again).
 Snapshots are taken only where the lifecycle record is exact for the covered
 envelope: after a substantive envelope (before the hub acts on it) or after a
 closing one, never between an invite answer and the lifecycle change it causes.
+
+A snapshot also bounds what a restart reads to rebuild inbox counts: per
+participant, the oldest envelope up to the snapshot that may still be pending
+for it (``floors``: its oldest unacked one, or one still on its way to delivery).
+Without that, one participant that only ever sends (and so never acks in that
+channel) would make every restart read the channel's whole WAL.
 """
 
 from __future__ import annotations
@@ -19,14 +25,19 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from ..adapters.base import ChannelAdapter
 from ..model.channel import ChannelMetadata
+from ..storage.base import Store
 
-__all__ = ["SNAPSHOT_EVERY", "SNAPSHOT_PREFIX", "Snapshot", "decode_snapshot", "encode_snapshot", "forget"]
+if TYPE_CHECKING:
+    from .channels import ChannelRecord
+    from .governance import Inbox
+
+__all__ = ["SNAPSHOT_EVERY", "SNAPSHOT_PREFIX", "Snapshot", "decode_snapshot", "forget", "write_snapshot"]
 
 log = logging.getLogger("hubbub.hub")
 
@@ -46,27 +57,41 @@ class Snapshot(msgspec.Struct, kw_only=True, frozen=True):
     version: int
     state: bytes | None = None
     """The adapter state, msgpack-encoded with the adapter's ``state_type``; None if it has none."""
+    floors: dict[str, str] = msgspec.field(default_factory=dict)
+    """Per participant, the oldest envelope before ``envelope_id`` it may still have pending.
+    Absent: nothing before ``envelope_id`` (which itself may be)."""
 
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(Snapshot).decode
 
 
-def encode_snapshot(
-    metadata: ChannelMetadata, adapter: ChannelAdapter, state: Any, texts: int, envelope_id: str
-) -> bytes:
-    """The stored form of a snapshot (the state only if the adapter declares ``state_type``)."""
-    encoded = _encode(state) if getattr(adapter, "state_type", None) is not None else None
-    return _encode(
-        Snapshot(
-            envelope_id=envelope_id,
-            texts=texts,
-            metadata=metadata,
-            adapter=metadata.manifest.type,
-            version=metadata.manifest.version,
-            state=encoded,
-        )
+def write_snapshot(store: Store, inbox: Inbox, record: ChannelRecord, envelope_id: str) -> None:
+    """Queue the channel's snapshot as of ``envelope_id``, its last envelope (not awaited: the
+    store orders it after that envelope). Channels whose adapter has no ``state_type`` get one
+    only once closed."""
+    metadata, adapter = record.metadata, record.adapter
+    stateful = getattr(adapter, "state_type", None) is not None
+    if not stateful and not metadata.is_terminal():
+        return
+    inflight = min(record.inflight) if record.inflight else None
+    floors = {}
+    for agent_id in record.participants:
+        oldest = inbox.oldest(agent_id, record.id)
+        floor = oldest if inflight is None or (oldest is not None and oldest < inflight) else inflight
+        if floor is not None and floor < envelope_id:
+            floors[agent_id] = floor
+    snapshot = Snapshot(
+        envelope_id=envelope_id,
+        texts=record.texts,
+        metadata=metadata,
+        adapter=metadata.manifest.type,
+        version=metadata.manifest.version,
+        state=_encode(record.state) if stateful else None,
+        floors=floors,
     )
+    forget(store.put_kv(SNAPSHOT_PREFIX + record.id, _encode(snapshot)))
+    record.unsnapped = 0
 
 
 def decode_snapshot(data: bytes, adapter: ChannelAdapter, channel_id: str) -> tuple[Snapshot, Any] | None:
