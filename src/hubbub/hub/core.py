@@ -40,6 +40,7 @@ from .governance import Governance
 from .lifecycle import Lifecycle
 from .listeners import HubListener, Listeners
 from .recovery import Recovery
+from .redelivery import MAX_DELIVERY_ATTEMPTS, NACK_BACKOFF, Redelivery
 from .registry import Registry
 from .snapshots import SNAPSHOT_EVERY
 from .tasks import TaskBook
@@ -54,6 +55,8 @@ class Hub:
     ``invite_ack_timeout`` (seconds) bounds how long an open waits for invitees.
     ``snapshot_every`` is how many envelopes of a channel pass between two
     snapshots of its state, which bound what a restart refolds.
+    A nacked delivery comes back after ``nack_backoff`` (initial, max seconds; doubling)
+    until ``max_delivery_attempts`` nacks dead-letter it (see ``hub/redelivery.py``).
     Call :meth:`start` (or use ``async with``) before anything else.
     """
 
@@ -64,6 +67,8 @@ class Hub:
         invite_ack_timeout: float = 30.0,
         auth: AuthRegistry | None = None,
         snapshot_every: int = SNAPSHOT_EVERY,
+        nack_backoff: tuple[float, float] = NACK_BACKOFF,
+        max_delivery_attempts: int = MAX_DELIVERY_ATTEMPTS,
     ) -> None:
         if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int) or snapshot_every < 1:
             raise UsageError(f"snapshot_every must be an int of 1 or more, got {snapshot_every!r}")
@@ -102,6 +107,16 @@ class Hub:
         self.channels.watch = self.expectations.watch
         self.tasks = TaskBook(
             self.registry, self.store, self.listeners, self._deadlines, audit=self.governance.audit
+        )
+        self.redelivery = Redelivery(
+            self.store,
+            self.delivery,
+            self.dispatcher,
+            self._deadlines,
+            self.governance,
+            self.listeners,
+            backoff=nack_backoff,
+            max_attempts=max_delivery_attempts,
         )
         self._recovery = Recovery(self)
         self._started = False
@@ -406,6 +421,7 @@ class Hub:
 
     async def ack(self, agent_id: str, channel_id: str, envelope_id: str) -> None:
         """``agent_id`` processed ``envelope_id``: advance its cursor for the channel."""
+        self.redelivery.acked(agent_id, channel_id, envelope_id)
         if self.delivery.ack(agent_id, channel_id, envelope_id):
             record = self.registry.find(agent_id)
             if record is not None:
@@ -413,8 +429,8 @@ class Hub:
             await self.store.set_cursor(agent_id, channel_id, envelope_id)
 
     def nack(self, agent_id: str, channel_id: str, envelope_id: str, reason: str = "") -> None:
-        """``agent_id`` could not process ``envelope_id`` (its turn failed); the cursor stays, so a
-        replay delivers it again."""
+        """``agent_id`` could not process ``envelope_id`` (its turn failed): it is redelivered with
+        backoff, and dead-lettered after ``max_delivery_attempts`` nacks."""
         self.governance.audit(
             "turn_failed",
             agent_id=agent_id,
@@ -424,6 +440,7 @@ class Hub:
         )
         if self.listeners.wants("on_turn_failed"):
             self.listeners.emit("on_turn_failed", channel_id, agent_id, envelope_id, reason)
+        self.redelivery.nack(agent_id, channel_id, envelope_id, reason)
 
     def register_sweeper(self, name: str, interval: float, sweep: Callable[[], Awaitable[None]]) -> None:
         """Run ``await sweep()`` every ``interval`` seconds until the hub closes (a failure is logged)."""

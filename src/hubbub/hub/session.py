@@ -11,7 +11,7 @@ themselves (in process); results are typed records the transport encodes.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 
@@ -24,31 +24,17 @@ from ..model.task import TaskEvent
 from ..model.turn import PendingTurn
 from ..protocol.ops import AG2_OPS
 from . import _ag2_tasks
+from ._params import as_type as _as
+from ._params import count as _count
+from ._params import opt_dict as _opt_dict
+from ._params import opt_str as _opt_str
+from ._params import req_str as _str
+from ._params import str_list as _str_list
+from ._params import ttl as _ttl
 from .core import Hub
 from .delivery import Endpoint
 
 __all__ = ["Session"]
-
-T = TypeVar("T")
-
-
-def _as(cls: type[T], value: Any, what: str) -> T:
-    if isinstance(value, cls):
-        return value
-    try:
-        return msgspec.convert(value, cls)
-    except msgspec.ValidationError as exc:
-        raise ProtocolError(f"{what} is not a valid {cls.__name__}: {exc}") from exc
-
-
-def _str(params: dict[str, Any], key: str, *, optional: bool = False) -> Any:
-    value = params.get(key)
-    if value is None and optional:
-        return None
-    if not isinstance(value, str) or not value:
-        raise ProtocolError(f"param {key!r} must be a non-empty string, got {value!r}")
-    return value
-
 
 Op = Callable[["Session", dict[str, Any]], Awaitable[Any]]
 
@@ -135,7 +121,7 @@ class Session:
         passport = _as(Passport, p.get("passport"), "passport")
         resume = _as(Resume, p.get("resume") or {}, "resume")
         rule = _as(Rule, p["rule"], "rule") if p.get("rule") is not None else None
-        registered = await self.hub.register(passport, resume, rule=rule, skill_md=p.get("skill_md"))
+        registered = await self.hub.register(passport, resume, rule=rule, skill_md=_opt_str(p, "skill_md"))
         assert registered.agent_id is not None
         self.bind(registered.agent_id)
         return registered
@@ -165,7 +151,8 @@ class Session:
         return self.hub.registry.id_for_name(_str(p, "name"))
 
     async def _names_for(self, p: dict[str, Any]) -> dict[str, str]:
-        return {a: self.hub.registry.name_of(a) for a in p.get("agent_ids") or []}
+        agent_ids = _str_list(p, "agent_ids") if p.get("agent_ids") is not None else []
+        return {a: self.hub.registry.name_of(a) for a in agent_ids}
 
     async def _get_resume(self, p: dict[str, Any]) -> Resume:
         return self.hub.get_resume(_str(p, "agent_id"))
@@ -179,13 +166,13 @@ class Session:
     async def _list_agents(self, p: dict[str, Any]) -> list[Passport]:
         """ag2's filters too: ``query`` (a substring of the resume's summary, any case) and
         ``sort_by="name"``."""
-        limit = int(p.get("limit") or 50)
+        limit = _count(p, "limit", 50)
         query = p.get("query")
         if query is not None and not isinstance(query, str):
             raise ProtocolError(f"param 'query' must be a string, got {query!r}")
         passports = self.hub.list_agents(
-            capability=p.get("capability"),
-            kind=p.get("kind"),
+            capability=_opt_str(p, "capability"),
+            kind=_opt_str(p, "kind"),
             limit=len(self.hub.registry) if query else limit,
         )
         if query:
@@ -199,7 +186,7 @@ class Session:
         return passports[:limit]
 
     async def _discover(self, p: dict[str, Any]) -> list[Passport]:
-        return self.hub.discover(_str(p, "capability"), limit=int(p.get("limit") or 10))
+        return self.hub.discover(_str(p, "capability"), limit=_count(p, "limit", 10))
 
     async def _set_resume(self, p: dict[str, Any]) -> None:
         await self.hub.set_resume(
@@ -239,11 +226,11 @@ class Session:
             creator,
             _str(p, "manifest_type"),
             [x for x in participants if x != creator],
-            version=int(p.get("manifest_version") or 1),
-            knobs=p.get("knobs"),
-            ttl=p.get("ttl"),
-            labels=p.get("labels"),
-            intent=p.get("intent"),
+            version=_count(p, "manifest_version", 1),
+            knobs=_opt_dict(p, "knobs"),
+            ttl=_ttl(p.get("ttl")),
+            labels=_opt_dict(p, "labels"),
+            intent=_opt_str(p, "intent"),
         )
 
     async def _get_channel(self, p: dict[str, Any]) -> Any:
@@ -254,10 +241,11 @@ class Session:
     async def _list_channels(self, p: dict[str, Any]) -> Any:
         agent_id = p.get("agent_id")
         agents = [self._require_bound(agent_id)] if agent_id else sorted(self.bound)
-        limit = int(p.get("limit") or 50)
+        limit = _count(p, "limit", 50)
+        state = _opt_str(p, "state")
         seen: dict[str, Any] = {}
         for a in agents:
-            for meta in self.hub.list_channels(agent_id=a, state=p.get("state"), limit=limit):
+            for meta in self.hub.list_channels(agent_id=a, state=state, limit=limit):
                 seen[meta.channel_id] = meta
         return list(seen.values())[:limit]
 
@@ -265,7 +253,7 @@ class Session:
         channel_id = _str(p, "channel_id")
         self._require_member(channel_id)
         # No reason given: ag2's hub records "explicit_close", and so does this one.
-        return await self.hub.close_channel(channel_id, p.get("reason") or "explicit_close")
+        return await self.hub.close_channel(channel_id, _opt_str(p, "reason") or "explicit_close")
 
     async def _post_envelope(self, p: dict[str, Any]) -> str:
         envelope = _as(Envelope, p.get("envelope"), "envelope")
@@ -299,7 +287,7 @@ class Session:
     async def _can_send(self, p: dict[str, Any]) -> bool:
         channel_id = _str(p, "channel_id")
         self._require_member(channel_id)
-        return self.hub.can_send(channel_id, _str(p, "sender_id"), p.get("event_type") or EV_TEXT)
+        return self.hub.can_send(channel_id, _str(p, "sender_id"), _opt_str(p, "event_type") or EV_TEXT)
 
     async def _pending_turns_for(self, p: dict[str, Any]) -> list[PendingTurn]:
         return self.hub.pending_turns_for(self._require_bound(p.get("agent_id")))
