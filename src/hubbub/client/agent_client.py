@@ -6,7 +6,9 @@ default handler (answer invites; take the turn when the adapter says it is
 this agent's), then the agent's ``on_envelope`` callbacks, then is acked; an
 exception from the agent nacks it instead. Acks are cumulative per channel
 (the hub keeps one cursor per agent and channel), so while a lane has a
-backlog it acks once per batch, at the last envelope processed.
+backlog it acks once per batch, at the last envelope processed. A replayed
+copy of an envelope already processed is acked without running again (see
+``_lane``), so a reconnect does not repeat work.
 """
 
 from __future__ import annotations
@@ -15,13 +17,12 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..agents.base import Agent, Turn, as_reply
 from ..agents.current import running_as
-from ..errors import HubbubError
+from ..errors import HubbubError, TransportError
 from ..model.channel import ChannelMetadata
 from ..model.envelope import (
     EV_CHANNEL_CLOSED,
@@ -36,6 +37,7 @@ from ..model.envelope import (
 from ..model.identity import Passport
 from ..model.turn import PendingTurn, TurnContext
 from ._convert import as_type
+from ._lane import Lane
 from .channel import Channel
 from .task_mirror import TaskMirror
 
@@ -49,30 +51,6 @@ log = logging.getLogger("hubbub.client")
 EnvelopeCallback = Callable[[Envelope], Awaitable[None] | None]
 _TERMINAL = (EV_CHANNEL_CLOSED, EV_CHANNEL_EXPIRED)
 _ACK_BATCH = 64
-
-
-class _Lane:
-    """A FIFO of deliveries for one channel, cheaper than asyncio.Queue on the hot path."""
-
-    __slots__ = ("items", "waiter")
-
-    def __init__(self) -> None:
-        self.items: deque[Envelope] = deque()
-        self.waiter: asyncio.Future[None] | None = None
-
-    def push(self, envelope: Envelope) -> None:
-        self.items.append(envelope)
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def wait(self) -> None:
-        while not self.items:
-            self.waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self.waiter
-            finally:
-                self.waiter = None
 
 
 class _Waiter:
@@ -110,7 +88,7 @@ class AgentClient:
         self._task_mirror: TaskMirror | None = None
         self._callbacks: list[EnvelopeCallback] = []
         self._waiters: list[_Waiter] = []
-        self._lanes: dict[str, _Lane] = {}
+        self._lanes: dict[str, Lane] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -206,7 +184,7 @@ class AgentClient:
             return
         lane = self._lanes.get(envelope.channel_id)
         if lane is None:
-            lane = self._lanes[envelope.channel_id] = _Lane()
+            lane = self._lanes[envelope.channel_id] = Lane()
             self._spawn(self._run_lane(envelope.channel_id, lane))
         lane.push(envelope)
 
@@ -215,7 +193,7 @@ class AgentClient:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run_lane(self, channel_id: str, lane: _Lane) -> None:
+    async def _run_lane(self, channel_id: str, lane: Lane) -> None:
         unacked: Envelope | None = None
         batch = 0
         while True:
@@ -224,9 +202,10 @@ class AgentClient:
                     await self._receipt(unacked, "ack", "")
                     unacked, batch = None, 0
                 await lane.wait()
-            envelope = lane.items.popleft()
+            envelope = lane.pop()
             try:
-                await self._process(envelope)
+                if not lane.seen(envelope):
+                    await self._process(envelope)
             except Exception as exc:
                 log.warning("%s could not process %s: %r", self.name, envelope.envelope_id, exc)
                 if unacked is not None:
@@ -234,6 +213,7 @@ class AgentClient:
                     unacked, batch = None, 0
                 await self._receipt(envelope, "nack", repr(exc))
             else:
+                lane.mark_done(envelope)
                 unacked, batch = envelope, batch + 1
                 if batch >= _ACK_BATCH:
                     await self._receipt(envelope, "ack", "")
@@ -319,16 +299,19 @@ class AgentClient:
         with running_as(self):
             reply = as_reply(await self.agent.ask(turn))
         if reply.text or reply.handoff or reply.finish or reply.context_set or reply.context_delete:
+            params: dict[str, Any] = {
+                "channel_id": channel_id,
+                "agent_id": self.agent_id,
+                "causation_id": envelope_id,
+                "reply": reply,
+            }
             try:
-                await self.hub_client.request(
-                    "post_reply",
-                    {
-                        "channel_id": channel_id,
-                        "agent_id": self.agent_id,
-                        "causation_id": envelope_id,
-                        "reply": reply,
-                    },
-                )
+                try:
+                    await self.hub_client.request("post_reply", params)
+                except TransportError:
+                    # The connection dropped under it; post_reply is idempotent per cause,
+                    # so sending it again (once reconnected) cannot post it twice.
+                    await self.hub_client.request("post_reply", params)
             except HubbubError as exc:
                 log.warning("%s's reply in %s was refused: %s", self.name, channel_id, exc)
         return True

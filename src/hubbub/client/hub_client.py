@@ -8,7 +8,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from ..agents.base import Agent
-from ..errors import UsageError
+from ..errors import HubbubError, TransportError, UsageError
 from ..model.channel import ChannelMetadata
 from ..model.envelope import Envelope
 from ..model.identity import AuthBlock, Passport, Resume
@@ -29,6 +29,10 @@ class HubClient:
     """Connect once per process; register or attach agents through it.
 
     ``HubClient(LocalLink(hub))`` in one process; the same API over any other link.
+    Over a link that reconnects by itself (``WsLink``), every hosted agent is
+    attached again after a reconnect, with the credential it registered or
+    attached with, and the hub replays what it had not acked: its lanes carry
+    on where they stopped.
     """
 
     def __init__(self, link: Link) -> None:
@@ -37,11 +41,15 @@ class HubClient:
         self._connected = False
         self._connect_lock = asyncio.Lock()
         self._ids_by_name: dict[str, str] = {}
+        self._auth: dict[str, AuthBlock] = {}  # agent id -> credential to re-attach with
 
     async def connect(self) -> HubClient:
         """Open the link (done for you by the first call that needs it)."""
         async with self._connect_lock:
             if not self._connected:
+                on_reconnect = getattr(self.link, "on_reconnect", None)
+                if callable(on_reconnect):
+                    on_reconnect(self._reattach)
                 await self.link.connect(self._on_notify)
                 self._connected = True
         return self
@@ -59,6 +67,33 @@ class HubClient:
         if not self._connected:
             await self.connect()
         return await self.link.request(op, params)
+
+    async def _reattach(self) -> None:
+        """After a reconnect: attach every hosted agent again, then replay what each has not acked.
+
+        All attach before any replay, so an agent answering a replayed envelope
+        can already reach the others. An agent the hub refuses (unregistered,
+        key revoked) is logged and left out.
+        """
+        attached: list[str] = []
+        for agent_id, client in list(self._agents.items()):
+            auth = self._auth.get(agent_id, AuthBlock())
+            params = {"name": client.name, "auth_scheme": auth.scheme, "auth_claim": auth.claim}
+            try:
+                await self.link.request("attach", params)
+            except TransportError:
+                raise
+            except HubbubError as exc:
+                log.error("could not re-attach %s after reconnecting: %s", client.name, exc)
+                continue
+            attached.append(agent_id)
+        for agent_id in attached:
+            try:
+                await self.link.request("replay", {"agent_id": agent_id, "since_envelope_id": ""})
+            except TransportError:
+                raise
+            except HubbubError as exc:
+                log.error("could not replay for %s after reconnecting: %s", agent_id, exc)
 
     def _on_notify(self, envelope: Envelope, recipient_id: str) -> None:
         agent = self._agents.get(recipient_id)
@@ -113,9 +148,11 @@ class HubClient:
         raw = await self.request(
             "register", {"passport": passport, "resume": resume, "rule": rule, "skill_md": skill_md}
         )
+        registered = as_type(Passport, raw)
+        self._auth[registered.agent_id] = passport.auth
         return self._host(
             agent,
-            as_type(Passport, raw),
+            registered,
             attach_plugin=attach_plugin,
             handle_turns=handle_turns,
             auto_answer_invites=auto_answer_invites,
@@ -143,6 +180,8 @@ class HubClient:
         if auth is not None:
             params.update(auth_scheme=auth.scheme, auth_claim=auth.claim)
         passport = as_type(Passport, await self.request("attach", params))
+        if auth is not None:
+            self._auth[passport.agent_id] = auth
         client = self._host(
             agent,
             passport,
@@ -199,6 +238,7 @@ class HubClient:
         passport = human_passport(name_or_passport)
         params = {"passport": passport, "resume": resume or Resume(), "rule": rule}
         registered = as_type(Passport, await self.request("register", params))
+        self._auth[registered.agent_id] = passport.auth
         return self._adopt(
             HumanClient(self, registered, auto_ack_invites=auto_ack_invites, max_queued=max_queued)
         )
@@ -276,6 +316,7 @@ class HubClient:
         for client in list(self._agents.values()):
             await client.aclose()
         self._agents.clear()
+        self._auth.clear()
         if self._connected:
             await self.link.aclose()
             self._connected = False

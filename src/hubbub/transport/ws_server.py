@@ -53,7 +53,17 @@ class WsServer:
         self._connections: set[Connection] = set()
         self._server: Server | None = None
 
-    async def _listen(self, host: str, port: int, ssl_context: ssl.SSLContext | None, max_size: int) -> None:
+    async def _listen(
+        self,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+        max_size: int,
+        *,
+        ping_interval: float | None,
+        ping_timeout: float | None,
+        close_timeout: float,
+    ) -> None:
         self._server = await serve(
             self._handle,
             host,
@@ -62,6 +72,9 @@ class WsServer:
             compression=None,
             max_size=max_size,
             create_connection=CoalescingConnection,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
         )
         self.host = host
         self.port = int(self._server.sockets[0].getsockname()[1])
@@ -111,6 +124,9 @@ async def serve_ws(
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
     max_inflight_requests: int = 64,
     outbox_size: int = 10_000,
+    ping_interval: float | None = 20.0,
+    ping_timeout: float | None = 20.0,
+    close_timeout: float = 10.0,
 ) -> AsyncIterator[WsServer]:
     """Serve ``hub`` over WebSocket for the duration of the ``async with`` block.
 
@@ -119,11 +135,23 @@ async def serve_ws(
     code 1009; at most ``max_inflight_requests`` requests run at once (more
     get a ``protocol_error`` response); at most ``outbox_size`` frames wait to
     be written (past that the reader is too slow and the connection is closed
-    with 1013). Leaving the block closes every connection; the hub stays open.
+    with 1013). Heartbeats: each connection is pinged every ``ping_interval``
+    seconds; a peer that sends no pong within ``ping_timeout`` is dropped (at
+    most ``close_timeout`` later), its session closed and its agents unbound,
+    so they can attach elsewhere (None disables pings). Leaving the block
+    closes every connection; the hub stays open.
     """
     await hub.start()
     server = WsServer(hub, outbox_size=outbox_size, max_inflight_requests=max_inflight_requests)
-    await server._listen(host, port, ssl_context, max_frame_bytes)
+    await server._listen(
+        host,
+        port,
+        ssl_context,
+        max_frame_bytes,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        close_timeout=close_timeout,
+    )
     log.info("hub %s listening on %s", hub.hub_id, server.url)
     try:
         yield server

@@ -1,0 +1,296 @@
+"""Client resilience on real sockets: the hub's server goes away and comes back on the same
+port, and a ``HubClient(WsLink)`` reconnects by itself, re-attaches its agents and resumes their
+cursors; heartbeats find a peer that stopped reading, on both sides."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import websockets
+from websockets.asyncio.server import ServerConnection
+
+from hubbub import (
+    EV_TEXT,
+    AuthBlock,
+    FunctionAgent,
+    Hub,
+    HubClient,
+    HubTimeoutError,
+    LocalLink,
+    Passport,
+    TransportError,
+    Turn,
+    WsLink,
+    serve_ws,
+)
+from hubbub.auth import ApiKeyAuth, AuthRegistry
+from hubbub.transport.ws_server import WsServer
+from tests.conftest import TIME_UNIT
+from tests.hub._waiting import wait_until
+
+WAIT = 5 * TIME_UNIT
+KEY = "k-0123456789abcdef"
+
+
+class Restartable:
+    """``serve_ws(hub)`` that can be stopped and started again on the same port."""
+
+    def __init__(self, hub: Hub, **options: Any) -> None:
+        self.hub = hub
+        self.options = options
+        self.port = 0
+        self._stack: contextlib.AsyncExitStack | None = None
+        self.server: WsServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    async def start(self) -> WsServer:
+        self._stack = contextlib.AsyncExitStack()
+        self.server = await self._stack.enter_async_context(
+            serve_ws(self.hub, port=self.port, **self.options)
+        )
+        self.port = self.server.port
+        return self.server
+
+    async def stop(self) -> None:
+        if self._stack is not None:
+            await self._stack.aclose()
+            self._stack = self.server = None
+
+
+@pytest.fixture
+async def served(hub: Hub) -> AsyncIterator[Restartable]:
+    server = Restartable(hub)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+def fast_link(url: str, **options: Any) -> WsLink:
+    return WsLink(url, backoff_initial=0.01 * TIME_UNIT, backoff_max=0.05 * TIME_UNIT, **options)
+
+
+async def outage(served: Restartable, *agent_ids: str) -> None:
+    """Stop the server and wait until the hub has unbound every one of ``agent_ids``."""
+    await served.stop()
+    hub = served.hub
+    await wait_until(lambda: not any(hub.delivery.is_connected(a) for a in agent_ids), what="unbinding")
+
+
+async def test_the_client_reconnects_and_gets_what_was_posted_meanwhile_exactly_once(
+    hub: Hub, served: Restartable
+) -> None:
+    received: list[str] = []
+    async with HubClient(LocalLink(hub)) as local, HubClient(fast_link(served.url)) as remote:
+        bob = await remote.register(name="bob", handle_turns=False)
+        bob.on_envelope(lambda e: received.append(e.envelope_id) if e.event_type == EV_TEXT else None)
+        alice = await local.register(name="alice", handle_turns=False)
+        channel = await alice.open("conversation", "bob")
+        sent = [await channel.send("before")]
+        await wait_until(lambda: received == sent, what="the first text")
+
+        await outage(served, bob.agent_id)
+        sent += [await channel.send(f"while away {i}") for i in range(3)]
+        during = asyncio.ensure_future(remote.get_agent("alice"))  # waits for the new connection
+        await served.start()
+
+        assert await asyncio.wait_for(during, WAIT) == hub.get_agent("alice")
+        await wait_until(lambda: hub.delivery.is_connected(bob.agent_id), what="bob bound again")
+        await wait_until(lambda: len(received) >= len(sent), what="the texts posted meanwhile")
+        # A marker sent after the replay: any duplicate would arrive before it.
+        sent.append(await channel.send("after"))
+        await wait_until(lambda: len(received) >= len(sent), what="the marker")
+        assert received == sent
+        assert isinstance(remote.link, WsLink)
+        assert remote.link.reconnects == 1
+        await wait_until(lambda: hub.delivery.cursor(bob.agent_id, channel.id) == sent[-1], what="acks")
+
+
+async def test_a_turn_interrupted_by_a_drop_is_answered_exactly_once(hub: Hub, served: Restartable) -> None:
+    started = asyncio.Event()
+    release = asyncio.Event()
+    turns: list[str] = []
+
+    async def answer(turn: Turn) -> str:
+        turns.append(turn.envelope.envelope_id)
+        started.set()
+        await release.wait()
+        return "4"
+
+    async with HubClient(LocalLink(hub)) as local, HubClient(fast_link(served.url)) as remote:
+        bob = await remote.register(FunctionAgent(answer, name="bob"))
+        alice = await local.register(name="alice", handle_turns=False)
+        channel = await alice.open("consulting", "bob")
+        question = await channel.send("2+2?")
+        await asyncio.wait_for(started.wait(), WAIT)
+
+        await outage(served, bob.agent_id)
+        release.set()  # the reply is posted while disconnected: it waits for the new connection
+        await served.start()
+
+        final = await channel.wait_closed(timeout=WAIT)
+        assert final.close_reason == "consulting_complete"
+        wal = await channel.read()
+        assert [(e.sender_id, e.text) for e in wal if e.event_type == EV_TEXT] == [
+            (alice.agent_id, "2+2?"),
+            (bob.agent_id, "4"),
+        ]
+        assert turns == [question]
+
+
+async def test_a_request_in_flight_when_the_connection_drops_fails_with_transport_error(
+    hub: Hub, served: Restartable
+) -> None:
+    async with HubClient(LocalLink(hub)) as local, HubClient(fast_link(served.url)) as remote:
+        await local.register(name="carol", auto_answer_invites=False)  # never answers: open() hangs
+        bob = await remote.register(name="bob")
+        opening = asyncio.ensure_future(bob.open("consulting", "carol"))
+        await wait_until(lambda: hub.status()["channels"], what="the channel to be created")
+        await served.stop()
+        with pytest.raises(TransportError) as err:
+            await asyncio.wait_for(opening, WAIT)
+        assert not isinstance(err.value, HubTimeoutError)
+        await served.start()
+        await wait_until(lambda: hub.delivery.is_connected(bob.agent_id), what="bob bound again")
+        assert (await remote.get_agent("carol")).name == "carol"
+
+
+async def test_backoff_doubles_up_to_its_cap_and_resets_after_a_reconnect(served: Restartable) -> None:
+    delays: list[tuple[int, float]] = []
+    link = WsLink(
+        served.url,
+        backoff_initial=0.01,
+        backoff_max=0.04,
+        jitter=lambda: 1.0,
+        on_backoff=lambda *d: delays.append(d),
+    )
+    async with HubClient(link) as client:
+        bob = await client.register(name="bob")
+        await outage(served, bob.agent_id)
+        await wait_until(lambda: len(delays) >= 5, what="five reconnect attempts")
+        assert delays[:5] == [(1, 0.01), (2, 0.02), (3, 0.04), (4, 0.04), (5, 0.04)]
+        await served.start()
+        await wait_until(lambda: link.reconnects == 1, what="the reconnect")
+        delays.clear()
+        await outage(served, bob.agent_id)
+        await wait_until(lambda: len(delays) >= 1, what="a reconnect attempt")
+        assert delays[0] == (1, 0.01)
+
+
+async def test_jitter_scales_each_delay_within_its_window(served: Restartable) -> None:
+    delays: list[float] = []
+    link = WsLink(
+        served.url,
+        backoff_initial=0.01,
+        backoff_max=1.0,
+        jitter=lambda: 0.5,
+        on_backoff=lambda _, d: delays.append(d),
+    )
+    async with HubClient(link) as client:
+        bob = await client.register(name="bob")
+        await outage(served, bob.agent_id)
+        await wait_until(lambda: len(delays) >= 3, what="three reconnect attempts")
+        assert delays[:3] == [0.005, 0.01, 0.02]
+
+
+async def test_without_reconnect_a_drop_fails_fast(hub: Hub, served: Restartable) -> None:
+    link = WsLink(served.url, reconnect=False, request_timeout=60 * TIME_UNIT)
+    async with HubClient(link) as client:
+        bob = await client.register(name="bob")
+        await outage(served, bob.agent_id)
+        await served.start()  # back, but this link does not come back to it
+        async with asyncio.timeout(WAIT):  # far below request_timeout
+            with pytest.raises(TransportError) as err:
+                await client.get_agent("bob")
+        assert not isinstance(err.value, HubTimeoutError)
+        assert "connect a new HubClient and re-attach" in str(err.value)
+        assert not hub.delivery.is_connected(bob.agent_id)
+        assert link.reconnects == 0
+
+
+async def test_api_key_agents_reattach_with_their_keys() -> None:
+    """alice registered through this client, bob attached through it: both come back with their keys."""
+    alice_key = AuthBlock(scheme="api_key", claim={"api_key": KEY})
+    bob_key = AuthBlock(scheme="api_key", claim={"api_key": "b-0123456789abcdef"})
+    async with Hub(auth=AuthRegistry([ApiKeyAuth({"alice": KEY, "bob": "b-0123456789abcdef"})])) as hub:
+        served = Restartable(hub)
+        await served.start()
+        try:
+            async with HubClient(fast_link(served.url)) as elsewhere:
+                await elsewhere.register(passport=Passport(name="bob", auth=bob_key))
+            async with HubClient(fast_link(served.url)) as client:
+                alice = await client.register(passport=Passport(name="alice", auth=alice_key))
+                bob = await client.attach(None, "bob", auth=bob_key)
+                await outage(served, alice.agent_id, bob.agent_id)
+                await served.start()
+                await wait_until(
+                    lambda: all(hub.delivery.is_connected(a.agent_id) for a in (alice, bob)),
+                    what="alice and bob bound again",
+                )
+                assert (await client.get_agent("bob")).auth.scheme == "api_key"
+        finally:
+            await served.stop()
+
+
+# ── heartbeats ──────────────────────────────────────────────────────────────
+
+BEAT = 0.1 * TIME_UNIT
+
+
+async def test_the_hub_unbinds_the_agents_of_a_peer_that_stopped_reading(hub: Hub) -> None:
+    async with serve_ws(hub, ping_interval=BEAT, ping_timeout=BEAT, close_timeout=BEAT) as server:
+        ws = await websockets.connect(server.url, compression=None, ping_interval=None)
+        try:
+            frame = {
+                "kind": "request",
+                "request_id": "r",
+                "op": "register",
+                "params": {"passport": {"name": "zed"}},
+            }
+            await ws.send(json.dumps(frame))
+            response = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
+            agent_id = response["result"]["agent_id"]
+            assert hub.delivery.is_connected(agent_id)
+            ws.transport.pause_reading()  # alive as far as TCP knows, but never answers a ping
+            await wait_until(lambda: not hub.delivery.is_connected(agent_id), what="the hub to unbind zed")
+            await wait_until(lambda: server.connection_count == 0, what="the hub to drop the connection")
+        finally:
+            ws.transport.abort()
+
+
+async def test_the_client_notices_a_hub_that_stopped_reading() -> None:
+    """A hub that accepted the connection, then went silent: the request fails by heartbeat, long
+    before its own timeout."""
+    connected = asyncio.Event()
+
+    async def silent(ws: ServerConnection) -> None:
+        ws.transport.pause_reading()
+        connected.set()
+        await ws.wait_closed()
+
+    async with websockets.serve(silent, "127.0.0.1", 0, ping_interval=None, close_timeout=BEAT) as server:
+        port = server.sockets[0].getsockname()[1]
+        link = WsLink(
+            f"ws://127.0.0.1:{port}",
+            reconnect=False,
+            request_timeout=60 * TIME_UNIT,
+            ping_interval=BEAT,
+            ping_timeout=BEAT,
+            close_timeout=BEAT,
+        )
+        async with HubClient(link) as client:
+            await asyncio.wait_for(connected.wait(), WAIT)
+            async with asyncio.timeout(WAIT):
+                with pytest.raises(TransportError) as err:
+                    await client.hub_status()
+            assert not isinstance(err.value, HubTimeoutError)
+            assert "1011" in str(err.value) or "no close frame" in str(err.value)
