@@ -1,0 +1,103 @@
+"""Servers for the WebSocket benchmarks, each run as its own process.
+
+Run: ``python bench/_ws_servers.py {hubbub,bare,ag2} [--db PATH] [--profile FILE]``.
+The first stdout line is the ``ws://`` URL; the server runs until SIGTERM/SIGINT.
+With ``--profile FILE`` the whole serving time is under cProfile, dumped to FILE on exit.
+
+* ``hubbub``: ``Hub(SqliteStore(db))`` (durability "full", the ``hubbub serve`` default)
+  behind ``serve_ws`` on 127.0.0.1, port 0.
+* ``bare``: a ``websockets`` server with no hub logic (``compression=None``): a connection's
+  first text frame names it ("A" or "B"); every later text frame from A is forwarded as is to B.
+* ``ag2``: ag2 1.2.1's ``Hub`` on its ``MemoryKnowledgeStore`` (timer sweepers off) behind
+  ag2's own ``serve_ws``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import signal
+import sys
+from typing import Any
+
+
+async def _until_stopped() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def serve_hubbub(db: str) -> None:
+    from hubbub import Hub, SqliteStore, serve_ws
+
+    hub = Hub(SqliteStore(db))
+    try:
+        async with serve_ws(hub, "127.0.0.1", 0) as server:
+            print(server.url, flush=True)
+            await _until_stopped()
+    finally:
+        await hub.aclose()
+
+
+async def serve_bare() -> None:
+    import websockets
+
+    peers: dict[str, Any] = {}
+    b_ready = asyncio.Event()
+
+    async def handler(ws: Any) -> None:
+        role = await ws.recv()
+        peers[role] = ws
+        if role == "B":
+            b_ready.set()
+            await ws.wait_closed()
+            return
+        await b_ready.wait()
+        b = peers["B"]
+        async for message in ws:
+            await b.send(message)
+
+    async with websockets.serve(handler, "127.0.0.1", 0, compression=None, max_size=2**24) as server:
+        port = server.sockets[0].getsockname()[1]
+        print(f"ws://127.0.0.1:{port}", flush=True)
+        await _until_stopped()
+
+
+async def serve_ag2() -> None:
+    from ag2.knowledge import MemoryKnowledgeStore
+    from ag2.network import Hub, serve_ws
+
+    hub = await Hub.open(MemoryKnowledgeStore(), ttl_sweep_interval=0, expectation_sweep_interval=0)
+    try:
+        async with serve_ws(hub, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            print(f"ws://127.0.0.1:{port}", flush=True)
+            await _until_stopped()
+    finally:
+        await hub.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("kind", choices=["hubbub", "bare", "ag2"])
+    parser.add_argument("--db", default="bench-hubbub.db", help="SQLite file for the hubbub server")
+    parser.add_argument("--profile", metavar="FILE", help="cProfile the server, dump stats to FILE on exit")
+    args = parser.parse_args()
+    coro = {"hubbub": lambda: serve_hubbub(args.db), "bare": serve_bare, "ag2": serve_ag2}[args.kind]()
+    profiler = cProfile.Profile() if args.profile else None
+    if profiler is not None:
+        profiler.enable()
+    try:
+        asyncio.run(coro)
+    finally:
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
