@@ -12,7 +12,7 @@ README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 def test_quick_start_runs() -> None:
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-    [quick_start] = [b for b in blocks if "asyncio.run(main())" in b]
+    [quick_start] = [b for b in blocks if "asyncio.run(main())" in b and "LocalLink(hub)" in b]
     result = subprocess.run(
         [sys.executable, "-c", quick_start], capture_output=True, text=True, timeout=60, check=False
     )

@@ -50,7 +50,7 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, Path]]:
     finally:
         if proc.poll() is None:
             proc.kill()
-        proc.wait(timeout=10)
+        proc.communicate(timeout=10)
 
 
 @pytest.fixture
@@ -154,3 +154,23 @@ async def test_serve_with_api_keys_demands_them(tmp_path: Path) -> None:
         proc.terminate()
         await asyncio.to_thread(proc.communicate, timeout=20)
     assert proc.returncode == 0
+
+
+def _run_python(code: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-c", code]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_readme_remote_snippet_talks_to_a_served_hub(served: tuple[subprocess.Popen[str], str, Path]) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    [snippet] = [b for b in readme.split("```python\n") if 'WsLink("ws://127.0.0.1:8765")' in b]
+    code = snippet.split("```")[0].replace("ws://127.0.0.1:8765", served[1])
+    first = _run_python(code)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == "['hello over the wire', 'HELLO OVER THE WIRE']", first.stdout
+    again = _run_python(code)
+    assert again.returncode == 1
+    assert again.stderr.strip().splitlines()[-1] == (
+        "hubbub.errors.UsageError: an agent named 'shouter' is already registered; pick another name,"
+        " or attach to the existing identity with HubClient.attach()"
+    )
