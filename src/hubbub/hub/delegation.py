@@ -12,9 +12,10 @@ not back within :attr:`Delegations.reassign_grace`), rejects the invite, never
 acks it or closes the channel hands the task back (PENDING) to the next
 capable agent, until ``max_retries`` more agents were tried; then it FAILED.
 The grace keeps a reconnecting link or a restarting hub (which closes its
-connections before it stops) from moving work that is about to come back. A worker whose turn fails (a nack) fails the task. The
-TTL is a deadline on the timer heap; at it the task is TIMEOUT and its channel
-closed (``task_timeout``), which tells the requester; cancel closes it too
+connections before it stops) from moving work that is about to come back.
+A worker whose turn fails (a nack) fails the task. The TTL is a deadline on
+the timer heap; at it the task is TIMEOUT and its channel closed
+(``task_timeout``), which tells the requester; cancel closes it too
 (``task_cancelled``). A reply posted after that is refused by the closed
 channel and audited (``task_result_refused``): nothing is overwritten.
 Outcomes feed the worker's ``Resume.observed`` through the task book. A hub
