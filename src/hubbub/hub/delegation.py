@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AccessDeniedError, HubbubError
@@ -110,6 +111,7 @@ class Delegations(HubListener):
         rules.check_input(input)
         if key is not None and (earlier := self.records.by_key.get((rid, key))) is not None:
             return self.records[earlier]
+        workers: Iterable[AgentRecord]
         if target is not None:
             workers = [self.attempts.target(requester, capability, target)]
         else:
@@ -144,7 +146,9 @@ class Delegations(HubListener):
         self.records.audit("task_delegated", current, actor=rid)
         return self.records[task.task_id]
 
-    async def _first_attempt(self, task: DelegatedTask, workers: list[AgentRecord], *, pinned: bool) -> Any:
+    async def _first_attempt(
+        self, task: DelegatedTask, workers: Iterable[AgentRecord], *, pinned: bool
+    ) -> Any:
         last: HubbubError | None = None
         for worker in workers:
             try:
