@@ -18,6 +18,7 @@ from hubbub import (
     HubClient,
     LimitsBlock,
     ObservedStat,
+    Passport,
     RateBlock,
     Resume,
     Rule,
@@ -480,3 +481,13 @@ async def test_a_result_from_an_agent_that_does_not_own_the_task_is_refused(
     assert hub.get_task(task.task_id).result is None
     [refused] = await audit_records(hub, "task_result_refused")
     assert refused.agent_id == mallory.agent_id
+
+
+async def test_the_input_is_kept_as_the_json_it_travels_as(hub: Hub, client: HubClient) -> None:
+    await answering(client, "ada")
+    alice = await hub.register(Passport(name="alice"))
+    payload = {"pair": (1, 2), "nested": {"x": [True, None]}}
+    task = await hub.delegate(alice.agent_id or "", "summarize", payload)
+    payload["nested"]["x"].append("changed later")  # type: ignore[index]
+    assert task.input == {"pair": [1, 2], "nested": {"x": [True, None]}}
+    assert (await hub.wait_task(task.task_id, WAIT)).state == "COMPLETED"

@@ -49,6 +49,7 @@ _STATES: tuple[str, ...] = (
     "TIMEOUT",
 )
 _encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
 
 
 def _is_number(value: Any) -> bool:
@@ -96,10 +97,11 @@ def check_key(value: Any) -> str | None:
     return value
 
 
-def check_input(value: Any) -> None:
+def check_input(value: Any) -> Any:
+    """``value`` as the JSON it travels as (a copy: tuples become lists), or :class:`UsageError`."""
     try:
-        _encode(value)
-    except (TypeError, ValueError, OverflowError) as exc:
+        return _decode(_encode(value))
+    except (TypeError, ValueError, OverflowError, msgspec.DecodeError) as exc:
         raise UsageError(
             f"a task's input must be a JSON value (str, number, bool, None, list, dict): {exc}",
             reason="bad_input",

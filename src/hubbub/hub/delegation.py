@@ -108,7 +108,7 @@ class Delegations(HubListener):
         priority = rules.check_priority(priority)
         max_retries = rules.check_retries(max_retries)
         key = rules.check_key(idempotency_key)
-        rules.check_input(input)
+        input = rules.check_input(input)
         if key is not None and (earlier := self.records.by_key.get((rid, key))) is not None:
             return self.records[earlier]
         workers: Iterable[AgentRecord]
