@@ -17,6 +17,7 @@ from hubbub import (
     Hub,
     HubClient,
     LimitsBlock,
+    LocalLink,
     ObservedStat,
     Passport,
     RateBlock,
@@ -306,6 +307,32 @@ async def test_a_rejected_invite_goes_to_the_next_agent(hub: Hub, client: HubCli
     assert (done.state, done.worker_id, done.attempts) == ("COMPLETED", yes.agent_id, 2)
     assert store(hub).path(task.task_id) == ["PENDING", "ASSIGNED", "IN_PROGRESS", "COMPLETED"]
     assert hub.get_resume(no.agent_id).observed == {}  # declining is not failing
+
+
+async def test_pending_then_failed_when_the_only_worker_declines(hub: Hub, client: HubClient) -> None:
+    await answering(client, "no", accept_invite=lambda invite: False)
+    alice = await client.register(name="alice")
+    task = await alice.delegate("summarize", "x", max_retries=0)
+    done = await client.wait_task(task.task_id, WAIT)
+    assert (done.state, done.worker_id, done.attempts) == ("FAILED", None, 1)
+    assert "rejected the invite" in (done.error or "")
+    assert store(hub).path(task.task_id) == ["PENDING", "FAILED"]
+
+
+async def test_an_invite_never_acked_goes_to_the_next_agent() -> None:
+    async with (
+        Hub(RecordingStore(), invite_ack_timeout=0.2 * TIME_UNIT) as hub,
+        HubClient(LocalLink(hub)) as client,
+    ):
+        await silent(client, "a-sleepy", ack=False)
+        ok = await answering(client, "b-awake")
+        alice = await client.register(name="alice")
+        task = await alice.delegate("summarize", "x", max_retries=1)
+        done = await client.wait_task(task.task_id, WAIT)
+        assert (done.state, done.worker_id, done.attempts) == ("COMPLETED", ok.agent_id, 2)
+        assert hub.get_channel(task.channel_id or "").close_reason == "invite_timeout"
+        [moved] = await audit_records(hub, "task_reassigned")
+        assert moved.reason == f"a-sleepy did not ack the invite within {0.2 * TIME_UNIT:g}s"
 
 
 async def test_retries_stop_at_max_retries(hub: Hub, client: HubClient) -> None:

@@ -295,10 +295,19 @@ class Attempts:
                 reason = envelope.event_data.get("reason") or "closed"
                 assigned = self.records[attempt.task_id].state in ASSIGNED_STATES
                 if self.end(attempt):
-                    why = f"its channel {record.id} closed ({reason}) before the worker replied"
+                    why = self.why_closed(attempt, str(reason))
                     self.records.spawn(self.retry(attempt, why, assigned=assigned, close=False))
         except Exception:  # never break the post path
             log.exception("task %s could not follow envelope %s", attempt.task_id, envelope.envelope_id)
+
+    def why_closed(self, attempt: Attempt, reason: str) -> str:
+        """Why an attempt's channel closed before the reply, in words for the task's error."""
+        name = self.hub.registry.name_of(attempt.worker_id)
+        if reason == "invite_rejected":
+            return f"{name} rejected the invite"
+        if reason == "invite_timeout":
+            return f"{name} did not ack the invite within {self.hub.lifecycle.invite_ack_timeout:g}s"
+        return f"its channel {attempt.channel_id} closed ({reason}) before {name} replied"
 
     def finish(self, attempt: Attempt, reply: Envelope) -> None:
         """The worker replied: COMPLETED with its result, or FAILED with its error."""

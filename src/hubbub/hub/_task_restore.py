@@ -83,7 +83,7 @@ async def _resume(delegations: Delegations, task: DelegatedTask) -> None:
     delegations.arm(task)
     if record.metadata.is_terminal():
         attempts.end(attempt)
-        why = f"its channel {record.id} closed ({record.metadata.close_reason}) before the worker replied"
+        why = attempts.why_closed(attempt, record.metadata.close_reason)
         await attempts.retry(attempt, why, assigned=task.state in ASSIGNED_STATES, close=False)
     elif question is None:
         records.spawn(attempts.run(attempt))

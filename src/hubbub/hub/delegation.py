@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AccessDeniedError, HubbubError
@@ -139,16 +139,16 @@ class Delegations(HubListener):
             self.records.discard(task)
             raise
         current = self.records[task.task_id]
+        self.records.audit("task_delegated", current, actor=rid)
         if not current.finished:  # it may have been cancelled while the invite went out
             self.arm(current)
         if durable is not None:
             await durable
-        self.records.audit("task_delegated", current, actor=rid)
         return self.records[task.task_id]
 
     async def _first_attempt(
         self, task: DelegatedTask, workers: Iterable[AgentRecord], *, pinned: bool
-    ) -> Any:
+    ) -> Awaitable[None] | None:
         last: HubbubError | None = None
         for worker in workers:
             try:
@@ -248,7 +248,9 @@ class Delegations(HubListener):
 
     async def on_turn_failed(self, channel_id: str, agent_id: str, envelope_id: str, error: str) -> None:
         attempt = self.attempts.by_channel.get(channel_id)
-        if attempt is None or attempt.worker_id != agent_id or not self.attempts.end(attempt):
+        if attempt is None or attempt.worker_id != agent_id or attempt.asked_at is None:
+            return  # not this task's worker, or not on its question (the question was not asked yet)
+        if not self.attempts.end(attempt):
             return
         task = self.attempts.advance(attempt, "IN_PROGRESS")
         why = f"{self.hub.registry.name_of(agent_id)}'s turn failed: {error or 'no reason given'}"
