@@ -76,3 +76,16 @@ def another_client(client: HubClient, hub: Hub) -> HubClient:
 
     link = client.link
     return HubClient(WsLink(link.url) if isinstance(link, WsLink) else LocalLink(hub))
+
+
+async def reply(client: HubClient, hub: Hub, agent_id: str, task_id: str, text: str) -> None:
+    """Post ``text`` as ``agent_id``'s answer to the task's question, as a worker would."""
+    question = await question_of(hub, task_id)
+    envelope = Envelope(
+        channel_id=question.channel_id,
+        sender_id=agent_id,
+        event_data={"text": text},
+        causation_id=question.envelope_id,
+        task_id=task_id,
+    )
+    await client.request("post_envelope", {"envelope": envelope})
