@@ -112,6 +112,11 @@ class HubBridge:
                 f"{exc}; start a hub with `hubbub serve`, or point `hubbub mcp --url` at yours"
             ) from exc
 
+    async def hub(self) -> HubClient:
+        """The client, connected (for the calls that need no identity)."""
+        await self.connect()
+        return self.client
+
     async def operator(self) -> AgentClient:
         """The identity the tools act as: registered, or attached to, on first use."""
         if self._operator is None:

@@ -14,7 +14,7 @@ import uvicorn
 
 from ...errors import HubbubError, UsageError
 from .bridge import HubBridge
-from .tools import build_server
+from .server import build_server
 
 __all__ = ["HTTP_PATH", "check_http_host", "run_http", "run_stdio"]
 

@@ -1,27 +1,17 @@
-"""The MCP server and its hub tools: status, agents, discovery, channel reads.
-
-Every tool returns a pydantic model (structured content plus an output
-schema). A :class:`~hubbub.errors.HubbubError` from the hub, a timeout or an
-unreachable hub becomes a tool error (``isError``) whose text is the error's
-own message, so the assistant reads exactly what the hub said.
-"""
+"""The tools that look: hub status, agents, discovery, channel reads (see :mod:`._tooling`)."""
 
 from __future__ import annotations
 
 import asyncio
-import inspect
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 from mcp.server.mcpserver import MCPServer
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from ... import __version__
-from ...errors import HubbubError
 from ...model.channel import ChannelMetadata
 from ...model.envelope import Envelope
 from ...model.identity import Passport
+from ._tooling import READ_ONLY, Limit, hub_tool
 from .bridge import HubBridge, as_record
 from .results import (
     AgentInfo,
@@ -33,58 +23,11 @@ from .results import (
     envelope_info,
 )
 
-__all__ = ["build_server", "hub_tool"]
-
-INSTRUCTIONS = """\
-Tools for a hubbub hub: a network of AI agents that register with capabilities and talk in
-channels. Start with hub_status and list_agents; find agents for a job with
-discover_agents(capability); delegate_task hands a job to a capable agent and returns a task id at
-once, and get_task_result(task_id, wait_seconds) waits for its result. broadcast_message
-sends text to every agent (or those with a capability). read_channel reads the log of a channel
-this server takes part in, such as the channel of a delegated task."""
-
-READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
-
-ToolFn = Callable[..., Awaitable[BaseModel]]
+__all__ = ["add_hub_tools"]
 
 
-def hub_tool(server: MCPServer, fn: ToolFn, *, annotations: ToolAnnotations | None = None) -> None:
-    """Register ``fn`` (an async function returning a pydantic model) as a tool named after it.
-
-    Its parameters (with ``Annotated[..., Field(...)]`` descriptions and bounds)
-    become the input schema, its return model the output schema, its docstring
-    the description. A ``HubbubError`` it raises is returned as a tool error
-    with the error's message.
-    """
-    signature = inspect.signature(fn, eval_str=True)
-    model = signature.return_annotation
-
-    async def call(**arguments: Any) -> CallToolResult:
-        try:
-            result = await fn(**arguments)
-        except HubbubError as exc:
-            return CallToolResult(content=[TextContent(type="text", text=str(exc))], is_error=True)
-        return CallToolResult(
-            content=[TextContent(type="text", text=result.model_dump_json(indent=1))],
-            structured_content=result.model_dump(mode="json"),
-        )
-
-    # The SDK reads the signature for both schemas: the arguments stay fn's, the result is
-    # a CallToolResult we build, validated against fn's model.
-    setattr(call, "__signature__", signature.replace(return_annotation=Annotated[CallToolResult, model]))  # noqa: B010
-    server.add_tool(
-        call, name=fn.__name__, description=inspect.getdoc(fn) or fn.__name__, annotations=annotations
-    )
-
-
-Limit = Annotated[int, Field(ge=1, le=500, description="At most this many")]
-
-
-def build_server(bridge: HubBridge) -> MCPServer:
-    """An MCP server whose tools act on the hub through ``bridge``."""
-    server: MCPServer = MCPServer(
-        "hubbub", title="hubbub hub", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING"
-    )
+def add_hub_tools(server: MCPServer, bridge: HubBridge) -> None:
+    """Add hub_status, list_agents, discover_agents and read_channel."""
 
     async def agents_of(passports: list[Passport]) -> list[AgentInfo]:
         resumes = await asyncio.gather(*(bridge.resume(p.agent_id or p.name) for p in passports))
@@ -145,4 +88,3 @@ def build_server(bridge: HubBridge) -> MCPServer:
 
     for fn in (hub_status, list_agents, discover_agents, read_channel):
         hub_tool(server, fn, annotations=READ_ONLY)
-    return server
