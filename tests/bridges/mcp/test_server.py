@@ -117,6 +117,19 @@ def test_http_refuses_a_public_address_unless_told() -> None:
     assert "--allow-remote" in result.stderr
 
 
+def test_a_port_out_of_range_is_a_clear_error() -> None:
+    result = subprocess.run(
+        [*MCP, "--http", "--port", "70000"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **ENV},
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr == "hubbub mcp: --port must be 0 (any free port) to 65535, got 70000\n"
+
+
 def test_a_busy_port_is_a_clear_error() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

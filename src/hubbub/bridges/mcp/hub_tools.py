@@ -36,7 +36,7 @@ def add_hub_tools(server: MCPServer, bridge: HubBridge) -> None:
     async def hub_status() -> HubStatus:
         """The hub's counters: agents, channels by state, channel types; and who this server acts as."""
         status = dict(await bridge.request("hub_status", {}))
-        return HubStatus(**status, hub_url=bridge.where, acting_as=bridge.name)
+        return HubStatus.model_validate({**status, "hub_url": bridge.where, "acting_as": bridge.name})
 
     async def list_agents(
         capability: Annotated[

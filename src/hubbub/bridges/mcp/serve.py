@@ -81,6 +81,8 @@ async def run_http(
     ``port=0`` picks a free port; ``announce`` gets the URL once the socket
     listens (``hubbub mcp --http`` prints it).
     """
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port must be 0 (any free port) to 65535, got {port}")
     server = build_server(bridge)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
