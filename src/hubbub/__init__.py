@@ -6,6 +6,7 @@ This module only re-exports the public API.
 """
 
 from .adapters.base import AdapterResult, AgentReply, ChannelAdapter, ExpectedTurn, Finish, Handoff
+from .adapters.broadcast import BroadcastAdapter
 from .adapters.consulting import ConsultingAdapter
 from .adapters.conversation import ConversationAdapter
 from .adapters.discussion import DiscussionAdapter
@@ -91,6 +92,7 @@ from .model import (
     parse_duration,
 )
 from .model.audit import AuditRecord
+from .model.delegation import TERMINAL_STATES, DelegatedTask, TaskState
 from .storage import (
     DiskKnowledgeStore,
     KnowledgeStore,
@@ -100,6 +102,7 @@ from .storage import (
     Store,
 )
 from .transport import Link, LocalLink, WsLink, WsServer, serve_ws
+from .worker import TaskInput, Worker, WorkerAgent, capability
 
 __version__ = "0.1.0"
 
@@ -130,7 +133,9 @@ __all__ = [
     "AuthBlock",
     "AuthError",
     "AuthRegistry",
+    "BroadcastAdapter",
     "Channel",
+    "capability",
     "ChannelAdapter",
     "ChannelClosedError",
     "ChannelManifest",
@@ -142,6 +147,7 @@ __all__ = [
     "ContextEquals",
     "ConversationAdapter",
     "current_agent",
+    "DelegatedTask",
     "Deny",
     "DiscussionAdapter",
     "DiskKnowledgeStore",
@@ -195,8 +201,11 @@ __all__ = [
     "StorageError",
     "Store",
     "TaskEvent",
+    "TaskInput",
     "TaskMirror",
+    "TaskState",
     "TerminateTarget",
+    "TERMINAL_STATES",
     "ToolCalled",
     "TrackedTask",
     "Transition",
@@ -209,6 +218,8 @@ __all__ = [
     "WindowedSummary",
     "WorkflowAdapter",
     "WorkflowGraphError",
+    "Worker",
+    "WorkerAgent",
     "WsLink",
     "WsServer",
     "__version__",

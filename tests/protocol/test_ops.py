@@ -20,11 +20,17 @@ def test_ag2_ops_are_exactly_those_ag2s_hub_dispatches() -> None:
 def test_hubbub_ops() -> None:
     assert sorted(ops.HUBBUB_OPS) == [
         "attach",
+        "broadcast",
+        "delegate",
         "discover",
         "hub_status",
         "post_reply",
         "replay",
+        "task_cancel",
         "task_event",
+        "task_list",
+        "task_status",
+        "task_wait",
         "turn_context",
     ]
     assert not ops.HUBBUB_OPS & ops.AG2_OPS

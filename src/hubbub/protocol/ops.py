@@ -14,6 +14,8 @@ from typing import Final
 __all__ = [
     "AG2_OPS",
     "ATTACH",
+    "BROADCAST",
+    "DELEGATE",
     "POST_REPLY",
     "REPLAY",
     "CAN_SEND",
@@ -48,7 +50,11 @@ __all__ = [
     "SET_RESUME",
     "SET_RULE",
     "SET_SKILL",
+    "TASK_CANCEL",
     "TASK_EVENT",
+    "TASK_LIST",
+    "TASK_STATUS",
+    "TASK_WAIT",
     "TURN_CONTEXT",
     "UNREGISTER",
     "UPDATE_TASK",
@@ -150,6 +156,23 @@ TASK_EVENT: Final = "task_event"
 step (``started``, ``succeeded``, ``failed``) of a sub-task the agent mirrors; results feed the
 resume's ``observed`` track record per capability."""
 
+# Delegated tasks and broadcast (hubbub's own; see docs/tasks.md).
+DELEGATE: Final = "delegate"
+"""``{agent_id, capability, input, target?, ttl?=60, priority?=0, idempotency_key?, max_retries?=2}`` →
+the task (a DelegatedTask, PENDING): have another agent do ``capability`` on ``input``. Agent-scoped
+(``agent_id`` is the requester)."""
+TASK_STATUS: Final = "task_status"
+"""``{task_id}`` → the task."""
+TASK_WAIT: Final = "task_wait"
+"""``{task_id, timeout}`` → the task once finished, or as it stands when ``timeout`` seconds pass."""
+TASK_LIST: Final = "task_list"
+"""``{state?, requester_id?, worker_id?, limit?=100}`` → list of tasks, newest first."""
+TASK_CANCEL: Final = "task_cancel"
+"""``{agent_id, task_id}`` → the CANCELLED task; only its requester may. Agent-scoped."""
+BROADCAST: Final = "broadcast"
+"""``{agent_id, text, capability?}`` → ``{"recipients": int}``: one text to every connected agent
+(claiming ``capability``, if given). Agent-scoped."""
+
 AG2_OPS: frozenset[str] = frozenset(
     {
         REGISTER,
@@ -187,7 +210,21 @@ AG2_OPS: frozenset[str] = frozenset(
 """The operations an unmodified AG2 client may send."""
 
 HUBBUB_OPS: frozenset[str] = frozenset(
-    {TURN_CONTEXT, DISCOVER, HUB_STATUS, ATTACH, REPLAY, POST_REPLY, TASK_EVENT}
+    {
+        TURN_CONTEXT,
+        DISCOVER,
+        HUB_STATUS,
+        ATTACH,
+        REPLAY,
+        POST_REPLY,
+        TASK_EVENT,
+        DELEGATE,
+        TASK_STATUS,
+        TASK_WAIT,
+        TASK_LIST,
+        TASK_CANCEL,
+        BROADCAST,
+    }
 )
 """Operations only hubbub clients send."""
 

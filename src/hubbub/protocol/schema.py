@@ -23,6 +23,7 @@ import msgspec
 from ..adapters.base import AgentReply
 from ..model.audit import AuditRecord
 from ..model.channel import ChannelMetadata
+from ..model.delegation import DelegatedTask
 from ..model.envelope import Envelope
 from ..model.identity import Passport, Resume
 from ..model.rule import Rule
@@ -43,6 +44,7 @@ RECORD_TYPES: tuple[type[msgspec.Struct], ...] = (
     PendingTurn,
     AuditRecord,
     TaskEvent,
+    DelegatedTask,
 )
 """Records carried in ``params`` and ``result``, listed in ``$defs`` besides the frames."""
 
