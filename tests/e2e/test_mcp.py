@@ -1,5 +1,6 @@
 """The whole path as a user runs it: ``hubbub serve`` in one process, ``hubbub mcp --http`` in
-another, worker agents in a third (this one), and the MCP SDK's ``Client`` driving the tools."""
+another, worker agents in a third (this one), and the MCP SDK's ``Client`` driving the tools:
+see the hub, find agents by capability, delegate and get results, broadcast."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from hubbub import FunctionAgent, HubClient, WsLink
 from tests.bridges.mcp._servers import ENV, mcp_client, structured
+from tests.conftest import TIME_UNIT
 
 
 @pytest.fixture
@@ -44,12 +46,28 @@ async def workers(hub_url: str) -> AsyncIterator[HubClient]:
         yield client
 
 
-async def test_an_mcp_client_sees_the_hub_served_by_hubbub_serve(hub_url: str, workers: HubClient) -> None:
+async def test_an_mcp_client_works_a_hub_served_by_hubbub_serve(hub_url: str, workers: HubClient) -> None:
     async with mcp_client("http", "--url", hub_url) as mcp:
         status = structured(await mcp.call_tool("hub_status", {}))
-        found = structured(await mcp.call_tool("discover_agents", {"capability": "shout"}))
         listed = structured(await mcp.call_tool("list_agents", {}))
+        found = structured(await mcp.call_tool("discover_agents", {"capability": "shout"}))
+        [shouter] = found["agents"]
+        task = structured(
+            await mcp.call_tool(
+                "delegate_task", {"capability": "shout", "input": "hello from mcp", "target": shouter["name"]}
+            )
+        )
+        result = structured(
+            await mcp.call_tool(
+                "get_task_result", {"task_id": task["task_id"], "wait_seconds": 10 * TIME_UNIT}
+            )
+        )
+        sent = structured(await mcp.call_tool("broadcast_message", {"text": "thanks, all"}))
+        tasks = structured(await mcp.call_tool("list_tasks", {"state": "COMPLETED"}))
     assert status["agents"] == 3
     assert status["acting_as"] == "mcp"
-    assert [a["name"] for a in found["agents"]] == ["shouter"]
     assert sorted(a["name"] for a in listed["agents"]) == ["echo", "mcp", "shouter"]
+    assert shouter["name"] == "shouter"
+    assert (result["state"], result["result"], result["worker"]) == ("COMPLETED", "HELLO FROM MCP", "shouter")
+    assert sent == {"recipients": 2, "capability": None}
+    assert [t["task_id"] for t in tasks["tasks"]] == [task["task_id"]]

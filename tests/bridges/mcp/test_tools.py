@@ -15,7 +15,17 @@ from hubbub import EV_TEXT, FunctionAgent, Hub, HubClient, WsLink, serve_ws
 
 from ._servers import error_text, mcp_client, structured
 
-HUB_TOOLS = {"hub_status", "list_agents", "discover_agents", "read_channel"}
+TOOLS = {
+    "hub_status",
+    "list_agents",
+    "discover_agents",
+    "read_channel",
+    "delegate_task",
+    "get_task_result",
+    "list_tasks",
+    "cancel_task",
+    "broadcast_message",
+}
 
 
 @pytest.fixture(params=["stdio", "http"])
@@ -46,7 +56,7 @@ async def workers(hub_url: str) -> AsyncIterator[HubClient]:
 async def test_tools_are_listed_with_input_and_output_schemas(transport: str, hub_url: str) -> None:
     async with mcp_client(transport, "--url", hub_url) as mcp:
         tools = {t.name: t for t in (await mcp.list_tools()).tools}
-    assert set(tools) >= HUB_TOOLS
+    assert set(tools) == TOOLS
     for tool in tools.values():
         assert tool.output_schema is not None, tool.name
         assert tool.description
@@ -55,6 +65,10 @@ async def test_tools_are_listed_with_input_and_output_schemas(transport: str, hu
     assert "agents" in tools["list_agents"].output_schema["properties"]
     assert tools["hub_status"].annotations is not None
     assert tools["hub_status"].annotations.read_only_hint is True
+    assert tools["delegate_task"].input_schema["required"] == ["capability", "input"]
+    assert tools["get_task_result"].input_schema["properties"]["wait_seconds"]["maximum"] == 600
+    assert tools["cancel_task"].annotations is not None
+    assert tools["cancel_task"].annotations.destructive_hint is True
 
 
 async def test_status_listing_and_discovery(transport: str, hub_url: str, workers: HubClient) -> None:
@@ -70,7 +84,7 @@ async def test_status_listing_and_discovery(transport: str, hub_url: str, worker
     assert status["acting_as"] == "mcp"
     assert status["hub_url"] == hub_url
     assert status["channels"] == 0
-    assert status["adapters"] == ["consulting", "conversation", "discussion", "workflow"]
+    assert status["adapters"] == ["broadcast", "consulting", "conversation", "discussion", "workflow"]
 
     agents = {a["name"]: a for a in listed["agents"]}
     assert set(agents) == {"brief", "seasoned", "polyglot", "mcp"}

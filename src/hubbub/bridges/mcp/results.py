@@ -12,20 +12,25 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...model.channel import ChannelMetadata
+from ...model.delegation import TERMINAL_STATES, DelegatedTask
 from ...model.envelope import Envelope
 from ...model.identity import ObservedStat, Passport, Resume
 
 __all__ = [
     "AgentInfo",
     "AgentList",
+    "BroadcastResult",
     "ChannelInfo",
     "ChannelRead",
     "EnvelopeInfo",
     "HubStatus",
     "ObservedInfo",
+    "TaskInfo",
+    "TaskList",
     "agent_info",
     "channel_info",
     "envelope_info",
+    "task_info",
 ]
 
 
@@ -175,4 +180,69 @@ def envelope_info(envelope: Envelope, names: dict[str, str]) -> EnvelopeInfo:
         audience=None if audience is None else [names.get(a, a) for a in audience],
         task_id=envelope.task_id,
         causation_id=envelope.causation_id,
+    )
+
+
+class TaskInfo(BaseModel):
+    """A delegated task as the hub keeps it."""
+
+    task_id: str
+    capability: str
+    state: str = Field(description="PENDING, ASSIGNED, IN_PROGRESS, COMPLETED, FAILED, CANCELLED or TIMEOUT")
+    done: bool = Field(description="Whether the task finished (COMPLETED, FAILED, CANCELLED or TIMEOUT)")
+    result: Any = Field(None, description="The worker's answer, once COMPLETED")
+    error: str | None = Field(None, description="Why it FAILED, was CANCELLED or hit its TIMEOUT")
+    requester: str = Field(description="Name of the agent that delegated it")
+    worker: str | None = Field(None, description="Name of the agent doing it (None while PENDING)")
+    input: Any = Field(None, description="What was asked")
+    channel_id: str | None = Field(None, description="The task's channel (read it with read_channel)")
+    attempts: int = Field(description="Workers tried so far")
+    max_retries: int
+    priority: int
+    ttl: float = Field(description="Seconds from creation to the deadline")
+    idempotency_key: str | None = None
+    requester_id: str
+    worker_id: str | None = None
+    created_at: str
+    updated_at: str
+    deadline_at: str
+
+
+class TaskList(BaseModel):
+    """Delegated tasks, newest first."""
+
+    tasks: list[TaskInfo]
+    count: int
+
+
+class BroadcastResult(BaseModel):
+    """How many agents a broadcast reached."""
+
+    recipients: int = Field(description="Agents the message was sent to")
+    capability: str | None = Field(None, description="The capability recipients were chosen by, if any")
+
+
+def task_info(task: DelegatedTask, names: dict[str, str]) -> TaskInfo:
+    worker = task.worker_id
+    return TaskInfo(
+        task_id=task.task_id,
+        capability=task.capability,
+        state=task.state,
+        done=task.state in TERMINAL_STATES,
+        result=task.result,
+        error=task.error,
+        requester=names.get(task.requester_id, task.requester_id),
+        worker=None if worker is None else names.get(worker, worker),
+        input=task.input,
+        channel_id=task.channel_id,
+        attempts=task.attempts,
+        max_retries=task.max_retries,
+        priority=task.priority,
+        ttl=task.ttl,
+        idempotency_key=task.idempotency_key,
+        requester_id=task.requester_id,
+        worker_id=worker,
+        created_at=task.created_at,
+        updated_at=task.updated_at,
+        deadline_at=task.deadline_at,
     )

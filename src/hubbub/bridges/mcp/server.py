@@ -7,6 +7,7 @@ from mcp.server.mcpserver import MCPServer
 from ... import __version__
 from .bridge import HubBridge
 from .hub_tools import add_hub_tools
+from .task_tools import add_task_tools
 
 __all__ = ["INSTRUCTIONS", "build_server"]
 
@@ -25,4 +26,5 @@ def build_server(bridge: HubBridge) -> MCPServer:
         "hubbub", title="hubbub hub", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING"
     )
     add_hub_tools(server, bridge)
+    add_task_tools(server, bridge)
     return server
