@@ -8,6 +8,8 @@ import os
 import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator
 
 import pytest
@@ -147,9 +149,23 @@ def test_a_busy_port_is_a_clear_error() -> None:
     assert f"hubbub mcp: cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
 
 
-async def test_http_server_stops_cleanly_on_sigterm(hub_url: str) -> None:
+def _post(url: str, headers: dict[str, str]) -> int:
+    body = b'{"jsonrpc": "2.0", "id": 1, "method": "ping"}'
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+async def test_http_refuses_foreign_hosts_and_origins_and_stops_cleanly_on_sigterm(hub_url: str) -> None:
     proc, url = await asyncio.to_thread(start_http, "--url", hub_url)
     assert url.endswith("/mcp")
+    json_post = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    # DNS rebinding: a page elsewhere that resolves its name to 127.0.0.1 must not reach the tools.
+    assert await asyncio.to_thread(_post, url, {**json_post, "Host": "evil.example"}) == 421
+    assert await asyncio.to_thread(_post, url, {**json_post, "Origin": "http://evil.example"}) == 403
     status, err = await asyncio.to_thread(stop, proc)
     assert status == 0, err
 
