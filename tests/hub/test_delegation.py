@@ -41,6 +41,7 @@ WAIT = 5 * TIME_UNIT
 @pytest.fixture
 async def hub() -> AsyncIterator[Hub]:
     async with Hub(RecordingStore(), invite_ack_timeout=5 * TIME_UNIT) as h:
+        h.delegations.reassign_grace = 0.05  # a worker that left is not coming back in these tests
         yield h
 
 
@@ -271,6 +272,28 @@ async def test_worker_disconnect_hands_the_task_to_another_agent(hub: Hub, clien
     assert "a-leaving disconnected" in moved.reason
     await wait_until(lambda: "summarize" in hub.get_resume(leaving.agent_id).observed)
     assert hub.get_resume(leaving.agent_id).observed["summarize"].failed == 1
+
+
+async def test_a_worker_back_within_the_grace_keeps_its_task(hub: Hub, client: HubClient) -> None:
+    hub.delegations.reassign_grace = 30 * TIME_UNIT
+    leaving_client = another_client(client, hub)
+    await silent(leaving_client, "a-blip")
+    await answering(client, "b-other")
+    alice = await client.register(name="alice")
+    task = await alice.delegate("summarize", "x")
+    await state_is(hub, task.task_id, "IN_PROGRESS")
+    await leaving_client.aclose()
+    back_client = another_client(client, hub)
+    back = await back_client.attach(None, "a-blip", handle_turns=False)
+    await reply(back_client, hub, back.agent_id, task.task_id, "done after a blip")
+    done = await client.wait_task(task.task_id, WAIT)
+    assert (done.state, done.result, done.worker_id, done.attempts) == (
+        "COMPLETED",
+        "done after a blip",
+        back.agent_id,
+        1,
+    )
+    await back_client.aclose()
 
 
 async def test_a_rejected_invite_goes_to_the_next_agent(hub: Hub, client: HubClient) -> None:

@@ -11,9 +11,10 @@ worker's reply finishes it, and a close before the reply ends the attempt, so
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -28,6 +29,7 @@ from ..storage.base import AgentRecord
 from . import _task_rules as rules
 from ._task_records import TaskRecords
 from .channels import ChannelRecord
+from .registry import rank_key
 from .snapshots import forget
 
 if TYPE_CHECKING:
@@ -40,6 +42,8 @@ log = logging.getLogger("hubbub.hub")
 CHANNEL_GRACE = 30.0
 """A task's channel outlives its TTL by this much, so the task's own deadline closes it."""
 ASSIGNED_STATES = frozenset({"ASSIGNED", "IN_PROGRESS"})
+_Entry = tuple[int, tuple[float, float, str], AgentRecord]
+"""A candidate worker: its load, its record's rank, its record."""
 
 
 class Attempt:
@@ -66,6 +70,7 @@ class Attempts:
         self.live: dict[str, Attempt] = {}  # task id -> its attempt in flight
         self._by_worker: dict[str, set[str]] = {}  # worker id -> channel ids of its live attempts
         self._tried: dict[str, set[str]] = {}
+        self._ranks: dict[tuple[str, str], tuple[AgentRecord, tuple[float, float, str]]] = {}
 
     def load(self, agent_id: str) -> int:
         """How many tasks ``agent_id`` is invited to or working on right now."""
@@ -110,33 +115,72 @@ class Attempts:
 
     def candidates(
         self, requester: AgentRecord, capability: str, exclude: set[str], *, raise_if_none: bool = False
-    ) -> list[AgentRecord]:
-        """Agents that could take the task now, best first (see :func:`rules.rank_workers`):
-        claiming ``capability``, connected, not the requester, not in ``exclude``, under their
-        ``max_concurrent_tasks``, and allowed by the rules to talk to the requester."""
-        rid = requester.passport.agent_id
-        holders = [r for r in self.hub.registry.holders(capability) if r.passport.agent_id != rid]
-        why: list[str] = []
+    ) -> Iterator[AgentRecord]:
+        """Agents that could take the task now, best first: claiming ``capability``, connected,
+        not the requester, not in ``exclude``, under their ``max_concurrent_tasks``, and allowed by
+        the rules to talk to the requester. Best = least loaded, then the better observed record
+        (success rate, then median latency), then by name.
 
-        def eligible(record: AgentRecord) -> bool:
+        Lazy past the cheap checks: the rules are asked only of the agents actually tried.
+        With ``raise_if_none``, :class:`NotFoundError` saying why each claimant was passed over.
+        """
+        rid = requester.passport.agent_id
+        why: list[str] = []
+        pool: list[_Entry] = []
+        claimed = 0
+        connected = self.hub.delivery.endpoints
+        for record in self.hub.registry.holders(capability):
             agent_id, name = record.passport.agent_id or "", record.passport.name
+            if agent_id == rid:
+                continue
+            claimed += 1
             cap = record.rule.limits.max_concurrent_tasks
+            load = len(self._by_worker.get(agent_id, ()))
             if agent_id in exclude:
                 why.append(f"{name} was tried already")
-            elif not self.hub.delivery.is_connected(agent_id):
+            elif agent_id not in connected:
                 why.append(f"{name} is not connected")
-            elif cap and self.load(agent_id) >= cap:
+            elif cap and load >= cap:
                 why.append(f"{name} already runs {cap} tasks (limits.max_concurrent_tasks)")
-            elif (deny := self.hub.governance.open_denial(requester, CONSULTING, [record])) is not None:
-                why.append(f"{name}: {deny.reason}")
             else:
-                return True
-            return False
+                pool.append((load, self._rank(record, capability), record))
+        found = self._allowed(requester, pool, why)
+        if not raise_if_none:
+            return found
+        first = next(found, None)
+        if first is None:
+            raise rules.no_worker(capability, claimed, why)
+        return itertools.chain([first], found)
 
-        ranked = rules.rank_workers(holders, capability, eligible=eligible, load=self.load)
-        if not ranked and raise_if_none:
-            raise rules.no_worker(capability, len(holders), why)
-        return ranked
+    def _allowed(self, requester: AgentRecord, pool: list[_Entry], why: list[str]) -> Iterator[AgentRecord]:
+        """``pool`` best first, skipping those the rules refuse (the rest is sorted only if the best
+        one is refused or fails)."""
+        if not pool:
+            return
+        best = min(pool, key=_order)
+        if self._admits(requester, best[2], why):
+            yield best[2]
+        for entry in sorted(pool, key=_order):
+            if entry is not best and self._admits(requester, entry[2], why):
+                yield entry[2]
+
+    def _admits(self, requester: AgentRecord, worker: AgentRecord, why: list[str]) -> bool:
+        deny = self.hub.governance.open_denial(requester, CONSULTING, [worker])
+        if deny is not None:
+            why.append(f"{worker.passport.name}: {deny.reason}")
+        return deny is None
+
+    def _rank(self, record: AgentRecord, capability: str) -> tuple[float, float, str]:
+        """The record part of the ranking, remembered until the agent's record changes."""
+        key = (record.passport.agent_id or "", capability)
+        hit = self._ranks.get(key)
+        if hit is not None and hit[0] is record:
+            return hit[1]
+        _, rate, latency, name = rank_key(record, capability)
+        if len(self._ranks) >= 100_000:
+            self._ranks.clear()
+        self._ranks[key] = (record, (rate, latency, name))
+        return rate, latency, name
 
     # one attempt
 
@@ -294,10 +338,9 @@ class Attempts:
         if requester is None:
             self.records.move(task_id, "FAILED", error=f"{why}; its requester is no longer registered")
             return
-        candidates = self.candidates(requester, task.capability, self._tried.get(task_id, set()))
-        if candidates and task.state != "PENDING":
-            task = self.records.move(task_id, "PENDING", worker_id=None)
-        for worker in candidates:
+        for worker in self.candidates(requester, task.capability, self._tried.get(task_id, set())):
+            if task.state != "PENDING":
+                task = self.records.move(task_id, "PENDING", worker_id=None)
             try:
                 durable = await self.open(task, worker)
             except HubbubError as exc:
@@ -330,3 +373,7 @@ class Attempts:
         self.records.spawn(
             self.hub.tasks.observe(attempt.worker_id, task.task_id, kind, task.capability, took, error)
         )
+
+
+def _order(entry: _Entry) -> tuple[int, tuple[float, float, str]]:
+    return entry[0], entry[1]

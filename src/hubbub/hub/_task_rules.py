@@ -2,13 +2,12 @@
 
 Pure helpers for :mod:`hubbub.hub.delegation`: argument checks that raise
 :class:`UsageError` naming the bad value before anything is written, the
-ranking of candidate workers, and the question / reply envelope shapes.
+error when no worker can be found, and the question / reply envelope shapes.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -16,8 +15,6 @@ import msgspec
 from ..errors import NotFoundError, UsageError
 from ..model.delegation import TaskState
 from ..model.envelope import Envelope, Priority
-from ..storage.base import AgentRecord
-from .registry import rank_key
 
 __all__ = [
     "MAX_RETRIES",
@@ -35,7 +32,6 @@ __all__ = [
     "input_text",
     "no_worker",
     "outcome_of",
-    "rank_workers",
 ]
 
 MAX_TTL = 366 * 86400.0
@@ -150,24 +146,6 @@ def outcome_of(reply: Envelope) -> tuple[Any, str | None]:
     if "result" in data:
         return data["result"], None
     return reply.text, None
-
-
-def rank_workers(
-    candidates: Iterable[AgentRecord],
-    capability: str,
-    *,
-    eligible: Callable[[AgentRecord], bool],
-    load: Callable[[str], int],
-) -> list[AgentRecord]:
-    """Eligible candidates, best first: least loaded, then the better observed record
-    (success rate, then median latency), then by name so the order is stable."""
-    ranked = []
-    for record in candidates:
-        if eligible(record):
-            _, rate, latency, name = rank_key(record, capability)
-            ranked.append(((load(record.passport.agent_id or ""), rate, latency, name), record))
-    ranked.sort(key=lambda pair: pair[0])
-    return [record for _, record in ranked]
 
 
 def no_worker(capability: str, claimed: int, why: list[str]) -> NotFoundError:

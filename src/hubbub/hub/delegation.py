@@ -7,12 +7,15 @@ worker's reply finishes it (COMPLETED with ``event_data["result"]`` or the
 reply's text; FAILED with ``event_data["error"]``). So any agent that answers
 a consulting question can be a worker, and every exchange is in a WAL.
 
-A worker that goes away before replying (disconnected, unregistered),
-rejects the invite, never acks it or closes the channel hands the task back
-(PENDING) to the next capable agent, until ``max_retries`` more agents were
-tried; then it FAILED. A worker whose turn fails (a nack) fails the task. The
-TTL is a deadline on the timer heap; at it the task is TIMEOUT and its channel
-closed (``task_timeout``), which tells the requester; cancel closes it too
+A worker that goes away before replying (unregistered, or disconnected and
+not back within :attr:`Delegations.reassign_grace`), rejects the invite, never
+acks it or closes the channel hands the task back (PENDING) to the next
+capable agent, until ``max_retries`` more agents were tried; then it FAILED.
+The grace keeps a reconnecting link or a restarting hub (which closes its
+connections before it stops) from moving work that is about to come back.
+A worker whose turn fails (a nack) fails the task. The TTL is a deadline on
+the timer heap; at it the task is TIMEOUT and its channel closed
+(``task_timeout``), which tells the requester; cancel closes it too
 (``task_cancelled``). A reply posted after that is refused by the closed
 channel and audited (``task_result_refused``): nothing is overwritten.
 Outcomes feed the worker's ``Resume.observed`` through the task book. A hub
@@ -21,7 +24,9 @@ restarted on the same store resumes every unfinished task (``_task_restore``).
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AccessDeniedError, HubbubError
@@ -31,7 +36,7 @@ from ..model.envelope import EV_TEXT, Envelope
 from ..model.ids import make_id
 from ..storage.base import AgentRecord
 from . import _task_rules as rules
-from ._attempts import ASSIGNED_STATES, Attempts
+from ._attempts import ASSIGNED_STATES, Attempt, Attempts
 from ._task_records import TaskRecords
 from ._task_restore import restore
 from .listeners import HubListener
@@ -49,11 +54,15 @@ class Delegations(HubListener):
 
     max_queue = 1_000_000
     """Disconnects and turn failures must not be dropped under a burst (see :class:`HubListener`)."""
+    reassign_grace = 5.0
+    """Seconds a disconnected worker has to come back (a reconnecting link, a restarting hub)
+    before its tasks move on to another agent."""
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.records = TaskRecords(hub.store, hub.governance.audit, self._finished)
         self.attempts = Attempts(hub, self.records)
+        self._closed = False
 
     # reads
 
@@ -102,6 +111,7 @@ class Delegations(HubListener):
         rules.check_input(input)
         if key is not None and (earlier := self.records.by_key.get((rid, key))) is not None:
             return self.records[earlier]
+        workers: Iterable[AgentRecord]
         if target is not None:
             workers = [self.attempts.target(requester, capability, target)]
         else:
@@ -136,7 +146,9 @@ class Delegations(HubListener):
         self.records.audit("task_delegated", current, actor=rid)
         return self.records[task.task_id]
 
-    async def _first_attempt(self, task: DelegatedTask, workers: list[AgentRecord], *, pinned: bool) -> Any:
+    async def _first_attempt(
+        self, task: DelegatedTask, workers: Iterable[AgentRecord], *, pinned: bool
+    ) -> Any:
         last: HubbubError | None = None
         for worker in workers:
             try:
@@ -205,18 +217,34 @@ class Delegations(HubListener):
         await restore(self)
 
     async def aclose(self) -> None:
+        """The hub is closing: from now on nothing moves (disconnects included); records stay."""
+        self._closed = True
         await self.records.aclose()
 
     # listener hooks: what happens outside a task's channel
 
     async def on_agent_event(self, kind: str, passport: Passport) -> None:
-        if kind not in ("disconnected", "unregistered") or passport.agent_id is None:
+        if self._closed or kind not in ("disconnected", "unregistered") or passport.agent_id is None:
             return
         for attempt in self.attempts.of_worker(passport.agent_id):
-            assigned = self.records[attempt.task_id].state in ASSIGNED_STATES
-            if self.attempts.end(attempt):
-                why = f"worker {passport.name} {kind} before it replied"
-                self.records.spawn(self.attempts.retry(attempt, why, assigned=assigned))
+            if kind == "unregistered":
+                await self._gone(attempt, f"worker {passport.name} unregistered before it replied")
+            else:
+                why = f"worker {passport.name} disconnected before it replied"
+                self.hub._deadlines.at(
+                    ("dtask-gone", attempt.channel_id),
+                    time.time() + self.reassign_grace,
+                    functools.partial(self._gone, attempt, why),
+                )
+
+    async def _gone(self, attempt: Attempt, why: str) -> None:
+        """The worker left; unless it is back (connected, still registered), move the task on."""
+        worker = attempt.worker_id
+        if self._closed or (self.hub.delivery.is_connected(worker) and self.hub.registry.find(worker)):
+            return
+        assigned = self.records[attempt.task_id].state in ASSIGNED_STATES
+        if self.attempts.end(attempt):
+            await self.attempts.retry(attempt, why, assigned=assigned)
 
     async def on_turn_failed(self, channel_id: str, agent_id: str, envelope_id: str, error: str) -> None:
         attempt = self.attempts.by_channel.get(channel_id)
