@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
+from .bridges.mcp.cli import add_parser as add_mcp_parser
 
 __all__ = ["main"]
 
@@ -47,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
         "--max-frame-bytes", type=int, help="largest WebSocket frame accepted (default 16 MiB)"
     )
     serve.add_argument("--config", help="TOML file with the same settings (flags and HUBBUB_* override it)")
+    add_mcp_parser(commands)
     return parser
 
 
@@ -63,6 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         flags = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
         return serve_main(flags, args.config)
+    if args.command == "mcp":
+        from .bridges.mcp.cli import run as run_mcp
+
+        return run_mcp(args)
     parser.print_help(sys.stderr)
     return 2
 
