@@ -24,7 +24,7 @@ from ..adapters.base import AgentReply
 from ..model.audit import AuditRecord
 from ..model.channel import ChannelMetadata
 from ..model.envelope import Envelope
-from ..model.identity import Passport, Resume
+from ..model.identity import AgentInfo, Passport, Resume
 from ..model.rule import Rule
 from ..model.task import TaskEvent
 from ..model.turn import PendingTurn, TurnContext
@@ -43,6 +43,7 @@ RECORD_TYPES: tuple[type[msgspec.Struct], ...] = (
     PendingTurn,
     AuditRecord,
     TaskEvent,
+    AgentInfo,
 )
 """Records carried in ``params`` and ``result``, listed in ``$defs`` besides the frames."""
 
