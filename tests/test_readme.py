@@ -1,4 +1,4 @@
-"""The README's quick start runs as written and prints what it promises."""
+"""The README's runnable examples run as written and print what they promise."""
 
 from __future__ import annotations
 
@@ -19,3 +19,13 @@ def test_quick_start_runs() -> None:
     assert result.returncode == 0, result.stderr
     assert "ag2.msg.text you asked: what is the meaning of life?" in result.stdout
     assert result.stdout.strip().endswith("closed consulting_complete")
+
+
+def test_delegate_work_runs() -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    [example] = [b for b in blocks if "asyncio.run(delegate_work())" in b]
+    result = subprocess.run(
+        [sys.executable, "-c", example], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["COMPLETED {'summary': 'hubbub hand', 'words': 5}", "1"]

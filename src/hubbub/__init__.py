@@ -6,6 +6,7 @@ This module only re-exports the public API.
 """
 
 from .adapters.base import AdapterResult, AgentReply, ChannelAdapter, ExpectedTurn, Finish, Handoff
+from .adapters.broadcast import BroadcastAdapter
 from .adapters.consulting import ConsultingAdapter
 from .adapters.conversation import ConversationAdapter
 from .adapters.discussion import DiscussionAdapter
@@ -92,6 +93,7 @@ from .model import (
     parse_duration,
 )
 from .model.audit import AuditRecord
+from .model.delegation import TERMINAL_STATES, DelegatedTask, TaskState
 from .storage import (
     DiskKnowledgeStore,
     KnowledgeStore,
@@ -101,6 +103,7 @@ from .storage import (
     Store,
 )
 from .transport import Link, LocalLink, WsLink, WsServer, serve_ws
+from .worker import TaskInput, Worker, WorkerAgent, capability
 
 __version__ = "0.1.0"
 
@@ -132,7 +135,9 @@ __all__ = [
     "AuthBlock",
     "AuthError",
     "AuthRegistry",
+    "BroadcastAdapter",
     "Channel",
+    "capability",
     "ChannelAdapter",
     "ChannelClosedError",
     "ChannelManifest",
@@ -144,6 +149,7 @@ __all__ = [
     "ContextEquals",
     "ConversationAdapter",
     "current_agent",
+    "DelegatedTask",
     "Deny",
     "DiscussionAdapter",
     "DiskKnowledgeStore",
@@ -197,8 +203,11 @@ __all__ = [
     "StorageError",
     "Store",
     "TaskEvent",
+    "TaskInput",
     "TaskMirror",
+    "TaskState",
     "TerminateTarget",
+    "TERMINAL_STATES",
     "ToolCalled",
     "TrackedTask",
     "Transition",
@@ -211,6 +220,8 @@ __all__ = [
     "WindowedSummary",
     "WorkflowAdapter",
     "WorkflowGraphError",
+    "Worker",
+    "WorkerAgent",
     "WsLink",
     "WsServer",
     "__version__",

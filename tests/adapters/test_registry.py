@@ -10,6 +10,7 @@ from hubbub.adapters import (
     AdapterRegistry,
     AdapterResult,
     AgentReply,
+    BroadcastAdapter,
     ChannelAdapter,
     ConsultingAdapter,
     ConversationAdapter,
@@ -65,7 +66,8 @@ class EchoV2(EchoAdapter):
 
 def test_builtin_types() -> None:
     registry = AdapterRegistry()
-    assert registry.types() == ["consulting", "conversation", "discussion", "workflow"]
+    assert registry.types() == ["broadcast", "consulting", "conversation", "discussion", "workflow"]
+    assert isinstance(registry.get("broadcast"), BroadcastAdapter)
     assert isinstance(registry.get("consulting"), ConsultingAdapter)
     assert isinstance(registry.get("conversation"), ConversationAdapter)
     assert isinstance(registry.get("discussion"), DiscussionAdapter)
@@ -90,7 +92,7 @@ def test_unknown_type_is_not_found_and_lists_the_known_types() -> None:
     with pytest.raises(NotFoundError) as info:
         registry.get("debate")
     assert "unknown channel type 'debate' (version 1)" in info.value.message
-    assert "known types: consulting, conversation, discussion, workflow" in info.value.message
+    assert "known types: broadcast, consulting, conversation, discussion, workflow" in info.value.message
     assert info.value.reason == "unknown_channel_type"
 
 
@@ -123,7 +125,7 @@ def test_custom_adapter_registers_and_is_returned() -> None:
     assert isinstance(echo, ChannelAdapter)
     registry.register(echo)
     assert registry.get("echo") is echo
-    assert registry.types() == ["consulting", "conversation", "discussion", "echo", "workflow"]
+    assert registry.types() == ["broadcast", "consulting", "conversation", "discussion", "echo", "workflow"]
 
 
 def test_custom_adapter_runs_a_channel() -> None:

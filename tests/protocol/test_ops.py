@@ -21,6 +21,8 @@ def test_hubbub_ops() -> None:
     assert sorted(ops.HUBBUB_OPS) == [
         "attach",
         "audit_query",
+        "broadcast",
+        "delegate",
         "discover",
         "hub_agents",
         "hub_channels",
@@ -28,7 +30,11 @@ def test_hubbub_ops() -> None:
         "hub_wal",
         "post_reply",
         "replay",
+        "task_cancel",
         "task_event",
+        "task_list",
+        "task_status",
+        "task_wait",
         "turn_context",
     ]
     assert not ops.HUBBUB_OPS & ops.AG2_OPS

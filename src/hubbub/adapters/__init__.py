@@ -1,6 +1,7 @@
 """Channel adapters: pure turn-taking rules, one per channel type."""
 
 from .base import AdapterResult, AgentReply, ChannelAdapter, ExpectedTurn, Finish, Handoff
+from .broadcast import BroadcastAdapter
 from .consulting import ConsultingAdapter
 from .conversation import ConversationAdapter
 from .discussion import DiscussionAdapter
@@ -11,6 +12,7 @@ __all__ = [
     "AdapterRegistry",
     "AdapterResult",
     "AgentReply",
+    "BroadcastAdapter",
     "ChannelAdapter",
     "ConsultingAdapter",
     "ConversationAdapter",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..errors import NotFoundError, UsageError
 from .base import ChannelAdapter
+from .broadcast import BroadcastAdapter
 from .consulting import ConsultingAdapter
 from .conversation import ConversationAdapter
 from .discussion import DiscussionAdapter
@@ -13,12 +14,13 @@ __all__ = ["AdapterRegistry"]
 
 
 class AdapterRegistry:
-    """The channel types a hub knows; starts with the four built-ins."""
+    """The channel types a hub knows; starts with the five built-ins."""
 
     def __init__(self, *, builtins: bool = True) -> None:
         self._adapters: dict[tuple[str, int], ChannelAdapter] = {}
         if builtins:
             for adapter in (
+                BroadcastAdapter(),
                 ConsultingAdapter(),
                 ConversationAdapter(),
                 DiscussionAdapter(),

@@ -24,6 +24,7 @@ from ..agents.base import Agent, Turn, as_reply
 from ..agents.current import running_as
 from ..errors import HubbubError, TransportError
 from ..model.channel import ChannelMetadata
+from ..model.delegation import DelegatedTask
 from ..model.envelope import (
     EV_CHANNEL_CLOSED,
     EV_CHANNEL_EXPIRED,
@@ -129,6 +130,44 @@ class AgentClient:
             },
         )
         return Channel(self, as_type(ChannelMetadata, result))
+
+    async def delegate(
+        self,
+        capability: str,
+        input: Any,
+        *,
+        target: str | None = None,
+        ttl: float = 60.0,
+        priority: int = 0,
+        idempotency_key: str | None = None,
+        max_retries: int = 2,
+    ) -> DelegatedTask:
+        """Have another agent do ``capability`` on ``input`` (a JSON value); returns the PENDING task.
+
+        The hub picks the worker unless ``target`` names one; follow the task with
+        ``hub_client.wait_task(task.task_id)``. See ``docs/tasks.md``.
+        """
+        params = {
+            "agent_id": self.agent_id,
+            "capability": capability,
+            "input": input,
+            "target": target,
+            "ttl": ttl,
+            "priority": priority,
+            "idempotency_key": idempotency_key,
+            "max_retries": max_retries,
+        }
+        return as_type(DelegatedTask, await self.hub_client.request("delegate", params))  # type: ignore[no-any-return]
+
+    async def cancel_task(self, task_id: str) -> DelegatedTask:
+        """Cancel a task this agent delegated; a finished task raises :class:`UsageError`."""
+        raw = await self.hub_client.request("task_cancel", {"agent_id": self.agent_id, "task_id": task_id})
+        return as_type(DelegatedTask, raw)  # type: ignore[no-any-return]
+
+    async def broadcast(self, text: str, *, capability: str | None = None) -> int:
+        """Send ``text`` to every connected agent (claiming ``capability``, if given); returns how many."""
+        params = {"agent_id": self.agent_id, "text": text, "capability": capability}
+        return int((await self.hub_client.request("broadcast", params))["recipients"])
 
     def channel(self, metadata: ChannelMetadata) -> Channel:
         """A handle on a channel this agent was invited to."""

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from ..agents.base import Agent
 from ..errors import HubbubError, TransportError, UsageError
 from ..model.channel import ChannelMetadata
+from ..model.delegation import DelegatedTask
 from ..model.envelope import Envelope
 from ..model.identity import AuthBlock, Passport, Resume
 from ..model.rule import Rule
@@ -24,6 +25,8 @@ __all__ = ["HubClient"]
 log = logging.getLogger("hubbub.client")
 
 _C = TypeVar("_C", bound=AgentClient)
+_WAIT_SLICE = 10.0
+"""Seconds one ``task_wait`` request may hold (below every link's request timeout)."""
 
 
 class HubClient(HubViews):
@@ -311,6 +314,39 @@ class HubClient(HubViews):
             "read_wal", {"channel_id": channel_id, "since": since, "until": until, "limit": limit}
         )
         return as_type(list[Envelope], raw)  # type: ignore[no-any-return]
+
+    async def get_task(self, task_id: str) -> DelegatedTask:
+        """A delegated task's record (``not_found`` if there is none)."""
+        return as_type(DelegatedTask, await self.request("task_status", {"task_id": task_id}))  # type: ignore[no-any-return]
+
+    async def wait_task(self, task_id: str, timeout: float = 30.0) -> DelegatedTask:
+        """The task once it is finished, or as it stands after ``timeout`` seconds.
+
+        Waits in slices of at most ``_WAIT_SLICE`` seconds per request, so a long wait
+        never runs into the link's own request timeout.
+        """
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0:
+            raise UsageError(f"timeout must be a number of seconds, 0 or more, got {timeout!r}")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            left = max(0.0, deadline - loop.time())
+            raw = await self.request("task_wait", {"task_id": task_id, "timeout": min(left, _WAIT_SLICE)})
+            task: DelegatedTask = as_type(DelegatedTask, raw)
+            if task.finished or left <= _WAIT_SLICE:
+                return task
+
+    async def list_tasks(
+        self,
+        *,
+        state: str | None = None,
+        requester_id: str | None = None,
+        worker_id: str | None = None,
+        limit: int = 100,
+    ) -> list[DelegatedTask]:
+        """Delegated tasks, newest first, filtered by state, requester and worker (ids)."""
+        params = {"state": state, "requester_id": requester_id, "worker_id": worker_id, "limit": limit}
+        return as_type(list[DelegatedTask], await self.request("task_list", params))  # type: ignore[no-any-return]
 
     async def hub_status(self) -> dict[str, Any]:
         return dict(await self.request("hub_status", {}))

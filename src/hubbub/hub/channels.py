@@ -41,7 +41,7 @@ from .listeners import Listeners
 from .registry import Registry
 from .snapshots import SNAPSHOT_EVERY, write_snapshot
 
-__all__ = ["HUB_SENDER", "ChannelRecord", "Channels"]
+__all__ = ["HUB_SENDER", "ChannelRecord", "Channels", "Observer"]
 
 HUB_SENDER = "hub"
 """``sender_id`` of envelopes the hub itself writes (opened, closed, expired)."""
@@ -49,6 +49,10 @@ HUB_SENDER = "hub"
 _CLIENT_CONTROL = frozenset({EV_CHANNEL_INVITE_ACK, EV_CHANNEL_INVITE_REJECT})
 _TEXTS = frozenset({EV_TEXT, EV_PACKET})
 _ACTIVE, _CLOSED, _EXPIRED = ChannelState.ACTIVE, ChannelState.CLOSED, ChannelState.EXPIRED
+
+
+Observer = Callable[["ChannelRecord", Envelope], None]
+"""Called with each envelope committed to one channel, before anything awaits; must not raise."""
 
 
 class ChannelRecord:
@@ -61,6 +65,7 @@ class ChannelRecord:
         "inflight",
         "members",
         "metadata",
+        "observer",
         "participants",
         "recipients",
         "replying",
@@ -83,6 +88,8 @@ class ChannelRecord:
         """How many text and packet envelopes the WAL holds (what views count)."""
         self.unsnapped = 0  # envelopes since the last snapshot (hub/snapshots.py)
         self.inflight: set[str] = set()  # posted, not yet through delivery: no inbox counts them yet
+        self.observer: Observer | None = None
+        """Sees this channel's envelopes as they commit (a delegated task watches its channel)."""
 
     @property
     def id(self) -> str:
@@ -290,6 +297,8 @@ class Channels:
             record.texts += 1
         if self.watch is not None:
             self.watch(record, stamped)
+        if record.observer is not None:
+            record.observer(record, stamped)
         record.unsnapped += 1
         if record.unsnapped >= self.snapshot_every and not is_control_event(stamped.event_type):
             self.snapshot(record, stamped.envelope_id)

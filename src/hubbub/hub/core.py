@@ -31,8 +31,11 @@ from ..storage.base import AgentRecord, Store
 from ..storage.memory import MemoryStore
 from .arbiter import HubArbiter
 from .audit import AuditLog
+from .broadcast import Broadcasts
 from .channels import Channels
 from .deadlines import Deadlines
+from .delegation import Delegations
+from .delegation_api import DelegationApi
 from .delivery import Delivery, Endpoint
 from .dispatch import Dispatcher
 from .expectations import Expectations, ViolationHandler
@@ -49,7 +52,7 @@ from .turns import Turns
 __all__ = ["Hub"]
 
 
-class Hub:
+class Hub(DelegationApi):
     """An agent hub. ``store`` defaults to a :class:`MemoryStore`.
 
     ``invite_ack_timeout`` (seconds) bounds how long an open waits for invitees.
@@ -118,6 +121,9 @@ class Hub:
             backoff=nack_backoff,
             max_attempts=max_delivery_attempts,
         )
+        self.delegations = Delegations(self)
+        self.listeners.add(self.delegations)
+        self.broadcasts = Broadcasts(self)
         self._recovery = Recovery(self)
         self._started = False
         self._started_at = 0.0
@@ -140,6 +146,7 @@ class Hub:
         """Stop deadlines, let listeners drain, and close the store."""
         self._started = False
         await self._deadlines.aclose()
+        await self.delegations.aclose()
         await self.listeners.aclose()
         await self.store.aclose()
 

@@ -189,6 +189,16 @@ class Governance:
                 )
                 self._raise(deny, agent_id=None)
 
+    def open_denial(
+        self, creator: AgentRecord, channel_type: str, invitees: list[AgentRecord]
+    ) -> Deny | None:
+        """What :meth:`check_open` would refuse, without raising or auditing (to pick among agents)."""
+        for arbiter in (self.rule_arbiter, *self._custom):
+            deny = arbiter.authorize_open(creator, channel_type, invitees)
+            if deny is not None:
+                return deny
+        return None
+
     def check_open(self, creator: AgentRecord, channel_type: str, invitees: list[AgentRecord]) -> None:
         for arbiter in (self.rule_arbiter, *self._custom):
             deny = arbiter.authorize_open(creator, channel_type, invitees)

@@ -20,7 +20,7 @@ from ..model.envelope import EV_CHANNEL_INVITE
 from ..model.ids import make_id
 from ..model.rule import parse_duration
 from ..storage.base import AgentRecord, Store
-from .channels import ChannelRecord, Channels
+from .channels import ChannelRecord, Channels, Observer
 from .deadlines import Deadlines
 from .governance import Governance
 
@@ -68,6 +68,39 @@ class Lifecycle:
         parent_channel_id: str | None = None,
     ) -> ChannelMetadata:
         """Open a channel and return its metadata once every invitee has acked."""
+        record = await self.open(
+            creator,
+            type_,
+            participants,
+            version=version,
+            knobs=knobs,
+            ttl=ttl,
+            labels=labels,
+            intent=intent,
+            parent_channel_id=parent_channel_id,
+        )
+        return await self.await_activation(record)
+
+    async def open(
+        self,
+        creator: str,
+        type_: str,
+        participants: list[str],
+        *,
+        version: int = 1,
+        knobs: dict[str, Any] | None = None,
+        ttl: str | float | None = None,
+        labels: dict[str, str] | None = None,
+        intent: str | None = None,
+        parent_channel_id: str | None = None,
+        observer: Observer | None = None,
+    ) -> ChannelRecord:
+        """Validate, write the channel PENDING and send the invites; returns before any ack.
+
+        Raises (having written nothing) when a participant, the adapter's terms or a rule
+        refuse the channel. ``observer`` is set on the record before any envelope is
+        committed (see :attr:`ChannelRecord.observer`). Follow with :meth:`await_activation`.
+        """
         creator_rec = self._registry.get(creator)
         creator_id = creator_rec.passport.agent_id
         assert creator_id is not None
@@ -114,6 +147,7 @@ class Lifecycle:
         )
         adapter.validate_create(metadata)
         record = ChannelRecord(metadata, adapter, adapter.initial_state(metadata))
+        record.observer = observer
         if self.expectations is not None:
             self.expectations.resolve(record)
         record.activated = asyncio.get_running_loop().create_future()
@@ -138,10 +172,18 @@ class Lifecycle:
         ]
         self.schedule(record)
         await self._channels.settle(record, followups)
-        return await self._await_activation(record)
+        return record
 
-    async def _await_activation(self, record: ChannelRecord) -> ChannelMetadata:
-        assert record.activated is not None
+    async def await_activation(self, record: ChannelRecord) -> ChannelMetadata:
+        """The channel's metadata once every invitee acked; raises if it closed first.
+
+        :class:`AccessDeniedError` (``invite_rejected``), :class:`HubTimeoutError`
+        (``invite_timeout``) or :class:`AccessDeniedError` naming the close reason.
+        """
+        if record.activated is None:  # a channel restored from the store: nobody waited for it yet
+            record.activated = asyncio.get_running_loop().create_future()
+            if record.metadata.state is not ChannelState.PENDING:
+                record.activated.set_result(record.metadata)
         try:
             metadata = await record.activated
         finally:

@@ -19,6 +19,7 @@ What a restart restores, and from where:
 * Expectations: violations already decided (``fired/<channel>/<key>``) never
   fire again; the watch resumes from the WAL's last text and ``opened`` time.
 * Open mirrored tasks and their TTLs (``task/<agent>/<task>``, see ``hub/tasks.py``).
+* Delegated tasks, their attempts and TTLs (``dtask/<task>``, see ``hub/_task_restore.py``).
 * Channel TTLs and invite ack deadlines: from the channel record.
 """
 
@@ -110,6 +111,7 @@ class Recovery:
         for key, data in (await store.scan_kv(TASK_PREFIX)).items():
             if not hub.tasks.restore(data):
                 forget(store.delete_kv(key))
+        await hub.delegations.restore()
         inbox = hub.governance.inbox
         for agent_id in list(inbox.pending):
             record = hub.registry.find(agent_id)
@@ -325,7 +327,7 @@ def _as_created(stored: ChannelMetadata) -> ChannelMetadata:
         state=ChannelState.PENDING,
         closed_at=None,
         close_reason="",
-        pending_acks=invitees,
+        pending_acks=invitees if stored.required_acks != 0 else [],  # broadcasts invite nobody
         rejected_by=[],
     )
 

@@ -109,6 +109,11 @@ class Registry:
             return [r.passport for r in self._by_id.values()]
         return [self._by_id[i].passport for i in ids if i in self._by_id]
 
+    def holders(self, capability: str) -> list[AgentRecord]:
+        """Agents claiming exactly ``capability`` (any case), in no particular order."""
+        ids = self._by_capability.get(capability.strip().lower(), ())
+        return [self._by_id[i] for i in ids]
+
     def select(
         self, *, capability: str | None = None, kind: str | None = None, limit: int = 50
     ) -> list[AgentRecord]:

@@ -23,7 +23,7 @@ from ..model.rule import Rule
 from ..model.task import TaskEvent
 from ..model.turn import PendingTurn
 from ..protocol.ops import AG2_OPS
-from . import _ag2_tasks, _ops_admin
+from . import _ag2_tasks, _delegation_ops, _ops_admin
 from ._params import as_type as _as
 from ._params import count as _count
 from ._params import opt_dict as _opt_dict
@@ -57,7 +57,7 @@ class Session:
                 raise ProtocolError(
                     f"op {op!r} is not served by this hub: hubbub keeps no ag2-style task records "
                     "or task checkpoints (mirrored tasks feed Resume.observed through "
-                    "observe_task / update_task instead)"
+                    "observe_task / update_task; delegated tasks are read with task_status / task_list)"
                 )
             raise ProtocolError(f"unknown op {op!r}; known ops: {', '.join(sorted(_OPS))}")
         if not isinstance(params, dict):
@@ -384,4 +384,10 @@ _OPS: dict[str, Op] = {
     "hub_channels": _ops_admin.hub_channels,
     "hub_wal": _ops_admin.hub_wal,
     "audit_query": _ops_admin.audit_query,
+    "delegate": _delegation_ops.delegate,
+    "task_status": _delegation_ops.task_status,
+    "task_wait": _delegation_ops.task_wait,
+    "task_list": _delegation_ops.task_list,
+    "task_cancel": _delegation_ops.task_cancel,
+    "broadcast": _delegation_ops.broadcast,
 }

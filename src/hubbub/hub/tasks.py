@@ -317,6 +317,33 @@ class TaskBook:
         )
         return event
 
+    async def observe(
+        self,
+        agent_id: str,
+        task_id: str,
+        kind: TaskEventKind,
+        capability: str,
+        duration_ms: int | None,
+        error: str | None = None,
+    ) -> TaskEvent | None:
+        """Count the outcome of a task the hub itself ran through ``agent_id`` (a delegated task)
+        in its ``Resume.observed``, exactly as a mirrored task's is; listeners get ``on_task_event``.
+        None when the agent is gone."""
+        if self._registry.find(agent_id) is None:
+            return None
+        event = TaskEvent(
+            agent_id=agent_id,
+            task_id=task_id,
+            kind=kind,
+            capabilities=_tags([capability]),
+            duration_ms=duration_ms,
+            error=error[:_MAX_ERROR_LEN] if error is not None else None,
+            at=iso_now(),
+        )
+        await self._fold(event)
+        self._listeners.emit("on_task_event", event)
+        return event
+
     async def _fold(self, event: TaskEvent) -> None:
         record = self._registry.get(event.agent_id)
         observed = dict(record.resume.observed)

@@ -15,6 +15,8 @@ __all__ = [
     "AG2_OPS",
     "ATTACH",
     "AUDIT_QUERY",
+    "BROADCAST",
+    "DELEGATE",
     "POST_REPLY",
     "REPLAY",
     "CAN_SEND",
@@ -52,7 +54,11 @@ __all__ = [
     "SET_RESUME",
     "SET_RULE",
     "SET_SKILL",
+    "TASK_CANCEL",
     "TASK_EVENT",
+    "TASK_LIST",
+    "TASK_STATUS",
+    "TASK_WAIT",
     "TURN_CONTEXT",
     "UNREGISTER",
     "UPDATE_TASK",
@@ -169,6 +175,23 @@ AUDIT_QUERY: Final = "audit_query"
 """``{kind?, agent_id?, channel_id?, since?, until?, limit?=100, tail?=false}`` → audit records, oldest
 first; ``agent_id`` may be a name; with ``tail`` the latest ``limit`` ones."""
 
+# Delegated tasks and broadcast (hubbub's own; see docs/tasks.md).
+DELEGATE: Final = "delegate"
+"""``{agent_id, capability, input, target?, ttl?=60, priority?=0, idempotency_key?, max_retries?=2}`` →
+the task (a DelegatedTask, PENDING): have another agent do ``capability`` on ``input``. Agent-scoped
+(``agent_id`` is the requester)."""
+TASK_STATUS: Final = "task_status"
+"""``{task_id}`` → the task."""
+TASK_WAIT: Final = "task_wait"
+"""``{task_id, timeout}`` → the task once finished, or as it stands when ``timeout`` seconds pass."""
+TASK_LIST: Final = "task_list"
+"""``{state?, requester_id?, worker_id?, limit?=100}`` → list of tasks, newest first."""
+TASK_CANCEL: Final = "task_cancel"
+"""``{agent_id, task_id}`` → the CANCELLED task; only its requester may. Agent-scoped."""
+BROADCAST: Final = "broadcast"
+"""``{agent_id, text, capability?}`` → ``{"recipients": int}``: one text to every connected agent
+(claiming ``capability``, if given). Agent-scoped."""
+
 AG2_OPS: frozenset[str] = frozenset(
     {
         REGISTER,
@@ -218,6 +241,12 @@ HUBBUB_OPS: frozenset[str] = frozenset(
         HUB_CHANNELS,
         HUB_WAL,
         AUDIT_QUERY,
+        DELEGATE,
+        TASK_STATUS,
+        TASK_WAIT,
+        TASK_LIST,
+        TASK_CANCEL,
+        BROADCAST,
     }
 )
 """Operations only hubbub clients send."""

@@ -23,6 +23,7 @@ import msgspec
 from ..adapters.base import AgentReply
 from ..model.audit import AuditRecord
 from ..model.channel import ChannelMetadata
+from ..model.delegation import DelegatedTask
 from ..model.envelope import Envelope
 from ..model.identity import AgentInfo, Passport, Resume
 from ..model.rule import Rule
@@ -44,6 +45,7 @@ RECORD_TYPES: tuple[type[msgspec.Struct], ...] = (
     AuditRecord,
     TaskEvent,
     AgentInfo,
+    DelegatedTask,
 )
 """Records carried in ``params`` and ``result``, listed in ``$defs`` besides the frames."""
 
