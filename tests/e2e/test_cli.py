@@ -1,5 +1,6 @@
-"""The ``hubbub`` command in its own processes against ``hubbub serve`` in another: find an agent,
-ask it, follow the audit log until Ctrl-C, follow a channel's WAL until it closes."""
+"""The ``hubbub`` command in its own processes against ``hubbub serve`` in another: see the hub, find
+agents, ask one, delegate and broadcast, follow the audit log until Ctrl-C, follow a channel's WAL
+until it closes."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from hubbub import EV_TEXT, FunctionAgent, HubClient, WsLink
+from hubbub.worker import TaskInput, Worker
 from tests.conftest import TIME_UNIT
 
 HUBBUB = [sys.executable, "-m", "hubbub"]
@@ -134,3 +136,28 @@ async def test_follow_a_channel_until_it_closes(url: str, workers: HubClient) ->
         if follower.returncode is None:
             follower.kill()
             await follower.wait()
+
+
+async def test_see_find_delegate_and_broadcast_from_the_command_line(url: str, workers: HubClient) -> None:
+    summarizer = Worker("summarizer")
+
+    @summarizer.on_task("summarize")
+    async def summarize(task: TaskInput) -> str:
+        return f"{len(task.text.split())} words"
+
+    async with summarizer.connected(workers):
+        status, out, err = await _hubbub("status", "--url", url)
+        assert status == 0, err
+        assert "agents          2" in out
+        status, out, err = await _hubbub("agents", "--capability", "summar", "--url", url)
+        assert status == 0, err
+        assert "summarizer   agent   yes      summarize" in out
+        status, out, err = await _hubbub(
+            "delegate", "summarize", "the quick brown fox", "--wait", "--url", url
+        )
+        assert (status, out, err) == (0, "4 words\n", "")
+        status, out, err = await _hubbub("broadcast", "hello, everyone", "--url", url)
+        assert (status, out, err) == (0, "sent to 2 agents (connected agents)\n", "")
+        status, out, err = await _hubbub("tasks", "--json", "--url", url)
+        [task] = json.loads(out)
+        assert (task["capability"], task["state"], task["result"]) == ("summarize", "COMPLETED", "4 words")

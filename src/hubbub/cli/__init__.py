@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import cast
 
 from .. import __version__
-from . import _local, _logs, _send, _views
+from . import _local, _logs, _send, _tasks, _views
 from ._base import EXIT_USAGE, Command, Parser, Subparsers
 
 __all__ = ["COMMANDS", "Command", "main"]
@@ -28,6 +28,7 @@ COMMANDS: list[Command] = [
     *_views.COMMANDS,  # status, agents, channels
     *_logs.COMMANDS,  # wal, audit
     *_send.COMMANDS,  # send
+    *_tasks.COMMANDS,  # tasks, task, delegate, broadcast
 ]
 """Every subcommand, in the order ``hubbub --help`` lists them."""
 

@@ -15,7 +15,6 @@ import asyncio
 import functools
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 from rich.text import Text
 
@@ -26,6 +25,7 @@ from ..model.envelope import EV_CHANNEL_CLOSED, EV_CHANNEL_EXPIRED, Envelope
 from ..model.rule import parse_duration
 from ._base import EXIT_OK, Subparsers, count_arg
 from ._output import (
+    ID_COLUMN,
     console,
     envelope_line,
     envelope_summary,
@@ -42,10 +42,6 @@ from ._remote import CliError, Remote, add_hub_options, remote_command
 __all__ = ["COMMANDS"]
 
 _PAGE = 1000
-
-
-def _NO_WRAP(header: str) -> tuple[str, dict[str, Any]]:
-    return (header, {"no_wrap": True})
 
 
 _TERMINAL = (EV_CHANNEL_CLOSED, EV_CHANNEL_EXPIRED)
@@ -107,7 +103,7 @@ async def _wal(remote: Remote, args: argparse.Namespace) -> int:
     which = "" if args.all else _latest(len(envelopes), args.limit).replace("latest", "last")
     out = table(
         f"channel {args.channel} ({plural(len(envelopes), 'envelope')}{which})",
-        [_NO_WRAP("time (UTC)"), "from", _NO_WRAP("event"), "says"],
+        ["time (UTC)", "from", "event", ("says", {"min_width": 12})],
     )
     for envelope in envelopes:
         out.add_row(
@@ -218,7 +214,7 @@ async def _audit(remote: Remote, args: argparse.Namespace) -> int:
         return EXIT_OK
     out = table(
         f"audit log ({plural(len(records), 'record')}{_latest(len(records), args.limit)})",
-        [_NO_WRAP("time (UTC)"), _NO_WRAP("kind"), "agent", "by", _NO_WRAP("channel"), "reason"],
+        ["time (UTC)", "kind", "agent", "by", ("channel", ID_COLUMN[1]), ("reason", {"min_width": 10})],
     )
     for record in records:
         out.add_row(

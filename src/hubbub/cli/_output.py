@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -33,6 +35,8 @@ from ..model.envelope import (
 )
 
 __all__ = [
+    "ID_COLUMN",
+    "ago",
     "console",
     "envelope_line",
     "envelope_summary",
@@ -47,6 +51,9 @@ __all__ = [
 ]
 
 _PIPE_WIDTH = 160
+
+ID_COLUMN: tuple[str, dict[str, Any]] = ("id", {"overflow": "fold", "min_width": 16})
+"""A column of 32-hex ids: whole when there is room, folded onto two lines in a narrow terminal."""
 
 
 def console() -> Console:
@@ -68,7 +75,8 @@ def _env_width() -> int:
 
 
 def table(title: str | None, columns: Iterable[str | tuple[str, dict[str, Any]]]) -> Table:
-    """A plain table; a column is a header, or ``(header, rich column options)``."""
+    """A plain table; a column is a header (its cells never wrap), or ``(header, rich column
+    options)``: give ``{}`` to a column whose long cells may wrap."""
     result = Table(
         title=title,
         title_justify="left",
@@ -81,7 +89,7 @@ def table(title: str | None, columns: Iterable[str | tuple[str, dict[str, Any]]]
         if isinstance(column, tuple):
             result.add_column(column[0], **column[1])
         else:
-            result.add_column(column)
+            result.add_column(column, no_wrap=True)
     return result
 
 
@@ -124,6 +132,21 @@ def when(iso: str | None, *, date: bool = True) -> str:
     if date:
         return f"{day} {clock[:8]}"
     return clock[:12]
+
+
+def ago(iso: str | None, now: float | None = None) -> str:
+    """How long ago a wire time was: ``42s``, ``5m``, ``3h``, ``2d`` (``-`` if unknown)."""
+    if not iso:
+        return "-"
+    try:
+        then = datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return "-"
+    seconds = max(0, int((time.time() if now is None else now) - then))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
 
 
 def short_event(event_type: str) -> str:

@@ -188,14 +188,15 @@ class Remote:
 
 
 @contextlib.contextmanager
-def spinner(message: str) -> Iterator[None]:
-    """A spinner on stderr while the block runs, when stderr is a terminal."""
+def spinner(message: str) -> Iterator[Callable[[str], None]]:
+    """A spinner on stderr while the block runs, when stderr is a terminal; the block gets a
+    function that changes its message."""
     console = err_console()
     if not console.is_terminal:
-        yield
+        yield lambda text: None
         return
-    with console.status(message):
-        yield
+    with console.status(message) as status:
+        yield lambda text: status.update(text)
 
 
 Body = Callable[[Remote, argparse.Namespace], Awaitable[int]]

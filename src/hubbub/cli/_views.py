@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from ..model.channel import ChannelState
 from ..model.identity import AgentInfo
 from ._base import EXIT_OK, Subparsers, count_arg
-from ._output import console, print_json, print_table, table, when
+from ._output import ID_COLUMN, ago, console, print_json, print_table, table, when
 from ._remote import Remote, add_hub_options, remote_command
 
 __all__ = ["COMMANDS"]
@@ -41,7 +41,7 @@ async def _status(remote: Remote, args: argparse.Namespace) -> int:
         ("channel types", ", ".join(status.get("adapters") or [])),
         ("round trip", f"{round_trip_ms:.1f} ms"),
     ]
-    out = table(None, ["", ""])
+    out = table(None, ["", ("", {})])
     out.show_header = False
     for key, value in rows:
         out.add_row(key, value)
@@ -86,7 +86,8 @@ async def _agents(remote: Remote, args: argparse.Namespace) -> int:
         return EXIT_OK
     title = f"agents claiming {args.capability!r}" if args.capability else "agents"
     out = table(
-        f"{title} ({len(infos)})", ["name", "kind", "online", "capabilities", "track record", "channels"]
+        f"{title} ({len(infos)})",
+        ["name", "kind", "online", ("capabilities", {}), ("track record", {}), "channels"],
     )
     for info in infos:
         out.add_row(
@@ -146,12 +147,12 @@ async def _channels(remote: Remote, args: argparse.Namespace) -> int:
     out = table(
         f"channels ({len(metas)})",
         [
-            ("id", {"no_wrap": True}),
+            ID_COLUMN,
             "type",
             "state",
-            "participants",
-            ("created (UTC)", {"no_wrap": True}),
-            "closed because",
+            ("participants", {"min_width": 12}),
+            "created",
+            ("closed because", {"min_width": 10}),
         ],
     )
     for meta in metas:
@@ -160,7 +161,7 @@ async def _channels(remote: Remote, args: argparse.Namespace) -> int:
             meta.manifest.type,
             meta.state.value,
             ", ".join(names.get(a, a) for a in meta.participant_ids()),
-            when(meta.created_at),
+            ago(meta.created_at),
             meta.close_reason or "-",
         )
     con = console()
