@@ -161,3 +161,35 @@ async def test_see_find_delegate_and_broadcast_from_the_command_line(url: str, w
         status, out, err = await _hubbub("tasks", "--json", "--url", url)
         [task] = json.loads(out)
         assert (task["capability"], task["state"], task["result"]) == ("summarize", "COMPLETED", "4 words")
+
+
+async def test_ctrl_c_stops_waiting_not_the_task(url: str, workers: HubClient) -> None:
+    thinker = Worker("thinker")
+    started = asyncio.Event()
+
+    @thinker.on_task("ponder")
+    async def ponder(task: TaskInput) -> str:
+        started.set()
+        await asyncio.sleep(60)
+        return "42"
+
+    async with thinker.connected(workers):
+        proc = await asyncio.create_subprocess_exec(
+            *HUBBUB, "delegate", "ponder", "life", "--wait", "--url", url,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_ENV,
+        )  # fmt: skip
+        try:
+            await asyncio.wait_for(started.wait(), 30 * TIME_UNIT)
+            proc.send_signal(signal.SIGINT)
+            out, err = await asyncio.wait_for(proc.communicate(), 30 * TIME_UNIT)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        assert proc.returncode == 130
+        assert out == b""
+        [task] = await workers.list_tasks()
+        assert task.state == "IN_PROGRESS"  # the task goes on
+        assert (
+            err.decode() == f"task {task.task_id} goes on; see it with: hubbub task {task.task_id} --wait\n"
+        )
