@@ -20,10 +20,14 @@ def test_ag2_ops_are_exactly_those_ag2s_hub_dispatches() -> None:
 def test_hubbub_ops() -> None:
     assert sorted(ops.HUBBUB_OPS) == [
         "attach",
+        "audit_query",
         "broadcast",
         "delegate",
         "discover",
+        "hub_agents",
+        "hub_channels",
         "hub_status",
+        "hub_wal",
         "post_reply",
         "replay",
         "task_cancel",

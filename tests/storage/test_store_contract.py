@@ -316,6 +316,10 @@ async def test_audit_is_ordered_by_time_then_write_order(store: Store) -> None:
         await store.append_audit(r)
     assert await store.read_audit(AuditQuery()) == [early, early_too, late]
     assert await store.read_audit(AuditQuery(limit=1)) == [early]
+    assert await store.read_audit(AuditQuery(limit=2, tail=True)) == [early_too, late]
+    assert await store.read_audit(AuditQuery(limit=5, tail=True)) == [early, early_too, late]
+    assert await store.read_audit(AuditQuery(limit=1, tail=True, kind="a")) == [late]
+    assert await store.read_audit(AuditQuery(limit=0, tail=True)) == []
 
 
 async def test_empty_store(store: Store) -> None:

@@ -16,6 +16,7 @@ from ..model.identity import AuthBlock, Passport, Resume
 from ..model.rule import Rule
 from ..transport.link import Link
 from ._convert import as_type
+from ._views import HubViews
 from .agent_client import AgentClient
 from .human import DEFAULT_MAX_QUEUED, HumanClient, human_passport
 
@@ -28,7 +29,7 @@ _WAIT_SLICE = 10.0
 """Seconds one ``task_wait`` request may hold (below every link's request timeout)."""
 
 
-class HubClient:
+class HubClient(HubViews):
     """Connect once per process; register or attach agents through it.
 
     ``HubClient(LocalLink(hub))`` in one process; the same API over any other link.
@@ -36,6 +37,9 @@ class HubClient:
     attached again after a reconnect, with the credential it registered or
     attached with, and the hub replays what it had not acked: its lanes carry
     on where they stopped.
+
+    Operator views of the whole hub (every agent, channel, WAL, the audit log)
+    are the ``hub_*`` and ``audit_query`` methods (see ``client/_views.py``).
     """
 
     def __init__(self, link: Link) -> None:

@@ -43,10 +43,18 @@ class AuditLog(HubListener):
         since: str | None = None,
         until: str | None = None,
         limit: int = 1000,
+        tail: bool = False,
     ) -> list[AuditRecord]:
-        """Stored records, oldest first, filtered by kind, agent, channel and ``since <= at <= until``."""
+        """Stored records, oldest first, filtered by kind, agent, channel and ``since <= at <= until``:
+        the first ``limit`` of them, or with ``tail`` the latest ``limit``."""
         query = AuditQuery(
-            kind=kind, agent_id=agent_id, channel_id=channel_id, since=since, until=until, limit=limit
+            kind=kind,
+            agent_id=agent_id,
+            channel_id=channel_id,
+            since=since,
+            until=until,
+            limit=limit,
+            tail=tail,
         )
         return await self._store.read_audit(query)
 

@@ -23,7 +23,7 @@ from ..model.rule import Rule
 from ..model.task import TaskEvent
 from ..model.turn import PendingTurn
 from ..protocol.ops import AG2_OPS
-from . import _ag2_tasks, _delegation_ops
+from . import _ag2_tasks, _delegation_ops, _ops_admin
 from ._params import as_type as _as
 from ._params import count as _count
 from ._params import opt_dict as _opt_dict
@@ -380,6 +380,10 @@ _OPS: dict[str, Op] = {
     "post_reply": Session._post_reply,
     "hub_status": Session._hub_status,
     "task_event": Session._task_event,
+    "hub_agents": _ops_admin.hub_agents,
+    "hub_channels": _ops_admin.hub_channels,
+    "hub_wal": _ops_admin.hub_wal,
+    "audit_query": _ops_admin.audit_query,
     "delegate": _delegation_ops.delegate,
     "task_status": _delegation_ops.task_status,
     "task_wait": _delegation_ops.task_wait,

@@ -30,6 +30,7 @@ from .envelope import (
 )
 from .identity import (
     PASSPORT_KINDS,
+    AgentInfo,
     AuthBlock,
     CostProfile,
     ObservedStat,
@@ -52,6 +53,7 @@ from .rule import (
 from .task import TASK_EVENT_KINDS, TaskEvent, TaskEventKind
 
 __all__ = [
+    "AgentInfo",
     "CHANNEL_EVENTS",
     "EV_CHANNEL_CLOSED",
     "EV_CHANNEL_EXPIRED",

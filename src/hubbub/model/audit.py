@@ -51,6 +51,8 @@ class AuditQuery(msgspec.Struct, kw_only=True, frozen=True):
     """Which audit records to read: every filter given must match; oldest first, at most ``limit``.
 
     ``agent_id`` matches the record's agent or its actor; ``since``/``until`` bound ``at``.
+    With ``tail`` the *last* ``limit`` matching records are read (still returned oldest first):
+    what "the latest N events" means.
     """
 
     kind: str | None = None
@@ -59,6 +61,7 @@ class AuditQuery(msgspec.Struct, kw_only=True, frozen=True):
     since: str | None = None
     until: str | None = None
     limit: int = 1000
+    tail: bool = False
 
     def matches(self, r: AuditRecord) -> bool:
         """Whether ``r`` passes every filter."""

@@ -11,6 +11,7 @@ import msgspec
 
 __all__ = [
     "PASSPORT_KINDS",
+    "AgentInfo",
     "AuthBlock",
     "CostProfile",
     "ObservedStat",
@@ -103,3 +104,13 @@ class Resume(msgspec.Struct, kw_only=True):
     observed: dict[str, ObservedStat] = msgspec.field(default_factory=dict)
     version: int = 1
     last_updated: str = ""
+
+
+class AgentInfo(msgspec.Struct, kw_only=True):
+    """An operator's view of one registered agent (op ``hub_agents``): who it is, what it claims and
+    has shown, whether a connection is bound to it now, and how many open channels it is in."""
+
+    passport: Passport
+    resume: Resume
+    connected: bool = False
+    open_channels: int = 0

@@ -14,6 +14,7 @@ from typing import Final
 __all__ = [
     "AG2_OPS",
     "ATTACH",
+    "AUDIT_QUERY",
     "BROADCAST",
     "DELEGATE",
     "POST_REPLY",
@@ -33,7 +34,10 @@ __all__ = [
     "GET_SKILL",
     "GET_TASK",
     "HUBBUB_OPS",
+    "HUB_AGENTS",
+    "HUB_CHANNELS",
     "HUB_STATUS",
+    "HUB_WAL",
     "LIST_AGENTS",
     "LIST_CHANNELS",
     "LIST_TASKS",
@@ -156,6 +160,21 @@ TASK_EVENT: Final = "task_event"
 step (``started``, ``succeeded``, ``failed``) of a sub-task the agent mirrors; results feed the
 resume's ``observed`` track record per capability."""
 
+# Operator views of the whole hub (hub/_ops_admin.py). On a hub that checks credentials, all but
+# hub_agents need a connection with at least one agent bound (registered or attached with its key).
+HUB_AGENTS: Final = "hub_agents"
+"""``{capability?, kind?, limit?=50}`` → list of ``AgentInfo`` ``{passport, resume, connected,
+open_channels}``, ranked by ``capability`` when given (like ``list_agents``), else by registration."""
+HUB_CHANNELS: Final = "hub_channels"
+"""``{state?, type?, agent?, limit?=50}`` → channel metadata of the whole hub, newest first;
+``agent`` (a name or id) keeps that agent's channels."""
+HUB_WAL: Final = "hub_wal"
+"""``{channel_id, since?, limit?, tail?}`` → envelopes of any channel, oldest first: after ``since``
+(at most ``limit``), or the last ``tail`` ones."""
+AUDIT_QUERY: Final = "audit_query"
+"""``{kind?, agent_id?, channel_id?, since?, until?, limit?=100, tail?=false}`` → audit records, oldest
+first; ``agent_id`` may be a name; with ``tail`` the latest ``limit`` ones."""
+
 # Delegated tasks and broadcast (hubbub's own; see docs/tasks.md).
 DELEGATE: Final = "delegate"
 """``{agent_id, capability, input, target?, ttl?=60, priority?=0, idempotency_key?, max_retries?=2}`` →
@@ -218,6 +237,10 @@ HUBBUB_OPS: frozenset[str] = frozenset(
         REPLAY,
         POST_REPLY,
         TASK_EVENT,
+        HUB_AGENTS,
+        HUB_CHANNELS,
+        HUB_WAL,
+        AUDIT_QUERY,
         DELEGATE,
         TASK_STATUS,
         TASK_WAIT,

@@ -25,7 +25,7 @@ from ..model.audit import AuditRecord
 from ..model.channel import ChannelMetadata
 from ..model.delegation import DelegatedTask
 from ..model.envelope import Envelope
-from ..model.identity import Passport, Resume
+from ..model.identity import AgentInfo, Passport, Resume
 from ..model.rule import Rule
 from ..model.task import TaskEvent
 from ..model.turn import PendingTurn, TurnContext
@@ -44,6 +44,7 @@ RECORD_TYPES: tuple[type[msgspec.Struct], ...] = (
     PendingTurn,
     AuditRecord,
     TaskEvent,
+    AgentInfo,
     DelegatedTask,
 )
 """Records carried in ``params`` and ``result``, listed in ``$defs`` besides the frames."""

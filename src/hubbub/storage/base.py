@@ -134,7 +134,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def read_audit(self, query: AuditQuery) -> list[AuditRecord]:
-        """Audit records matching ``query``, oldest first (by ``at``; equal times in write order)."""
+        """Audit records matching ``query``, oldest first (by ``at``; equal times in write order);
+        the first ``limit`` of them, or the last with ``query.tail``."""
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Flush and release resources."""

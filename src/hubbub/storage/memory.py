@@ -146,7 +146,10 @@ class MemoryStore(Store):
     async def read_audit(self, query: AuditQuery) -> list[AuditRecord]:
         found = [record for record in self._audit if query.matches(record)]
         found.sort(key=_at)  # stable: equal times stay in write order
-        return found[: max(query.limit, 0)]
+        limit = max(query.limit, 0)
+        if query.tail:
+            return found[max(len(found) - limit, 0) :] if limit else []
+        return found[:limit]
 
 
 def _at(record: AuditRecord) -> str:

@@ -312,7 +312,11 @@ class SqliteStore(Store):
             params.append(query.until)
         text = "SELECT body FROM audit" + (f" WHERE {' AND '.join(where)}" if where else "")
         params.append(max(query.limit, 0))
-        text += " ORDER BY at, seq LIMIT ?"
+        if query.tail:
+            text = text.replace("SELECT body", "SELECT body, at, seq", 1)
+            text = f"SELECT body FROM ({text} ORDER BY at DESC, seq DESC LIMIT ?) ORDER BY at, seq"
+        else:
+            text += " ORDER BY at, seq LIMIT ?"
         return await self._read(self._load, self._decode_audit, text, "audit record", params)
 
     # closing

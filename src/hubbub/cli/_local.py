@@ -1,28 +1,31 @@
-"""The ``hubbub`` command line."""
+"""``hubbub demo`` and ``hubbub serve``: commands that run a hub in this process."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
-from collections.abc import Sequence
 
-from . import __version__
-from .bridges.mcp.cli import add_parser as add_mcp_parser
+from ._base import Command, Subparsers
 
-__all__ = ["main"]
+__all__ = ["COMMANDS"]
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hubbub", description="A hub for networks of AI agents.")
-    parser.add_argument("--version", action="version", version=f"hubbub {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+def _add_demo(commands: Subparsers) -> None:
     demo = commands.add_parser(
         "demo",
         help="run four channel types and a governance scene between function agents on SQLite, "
         "and print the transcript",
     )
     demo.add_argument("--db", help="SQLite file to keep (must not exist yet); default: a temporary file")
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from ..demo import run_demo
+
+    return asyncio.run(run_demo(db=args.db))
+
+
+def _add_serve(commands: Subparsers) -> None:
     serve = commands.add_parser("serve", help="run a hub on SQLite behind a WebSocket until SIGINT/SIGTERM")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind, 0 for any free one (default 8765)")
@@ -48,30 +51,13 @@ def _parser() -> argparse.ArgumentParser:
         "--max-frame-bytes", type=int, help="largest WebSocket frame accepted (default 16 MiB)"
     )
     serve.add_argument("--config", help="TOML file with the same settings (flags and HUBBUB_* override it)")
-    add_mcp_parser(commands)
-    return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``hubbub`` console script; returns the exit status."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        from .demo import run_demo
+def _run_serve(args: argparse.Namespace) -> int:
+    from ..server import main as serve_main
 
-        return asyncio.run(run_demo(db=args.db))
-    if args.command == "serve":
-        from .server import main as serve_main
-
-        flags = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
-        return serve_main(flags, args.config)
-    if args.command == "mcp":
-        from .bridges.mcp.cli import run as run_mcp
-
-        return run_mcp(args)
-    parser.print_help(sys.stderr)
-    return 2
+    flags = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
+    return serve_main(flags, args.config)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+COMMANDS = [Command("demo", _add_demo, _run_demo), Command("serve", _add_serve, _run_serve)]

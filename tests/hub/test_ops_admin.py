@@ -1,0 +1,144 @@
+"""Operator views of the whole hub: hub_agents, hub_channels, hub_wal, audit_query (over both links),
+and who may read them on a hub that checks credentials."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from hubbub import (
+    EV_TEXT,
+    ApiKeyAuth,
+    AuditRecord,
+    AuthBlock,
+    AuthError,
+    AuthRegistry,
+    FunctionAgent,
+    Hub,
+    HubClient,
+    NotFoundError,
+    Passport,
+    ProtocolError,
+    WsLink,
+    serve_ws,
+)
+
+KEY = "k-0123456789abcdef"
+
+
+async def test_hub_agents_shows_resume_liveness_and_open_channels(client: HubClient) -> None:
+    echo = FunctionAgent(lambda t: t.prompt, name="echo", capabilities=["echo", "summarize"])
+    await client.register(echo)
+    alice = await client.register(name="alice", handle_turns=False)
+    await alice.open("conversation", "echo")
+    infos = {i.passport.name: i for i in await client.hub_agents()}
+    assert set(infos) == {"echo", "alice"}
+    assert infos["echo"].resume.claimed_capabilities == ["echo", "summarize"]
+    assert infos["echo"].connected
+    assert infos["alice"].connected
+    assert infos["echo"].open_channels == 1
+    [found] = await client.hub_agents(capability="summar")
+    assert found.passport.name == "echo"
+    assert await client.hub_agents(capability="nothing") == []
+    await alice.aclose()
+    await client.request("unregister", {"agent_id": alice.agent_id})
+    assert [i.passport.name for i in await client.hub_agents()] == ["echo"]
+
+
+async def test_hub_agents_marks_disconnected_agents(hub: Hub) -> None:
+    async with serve_ws(hub) as server:
+        async with HubClient(WsLink(server.url)) as gone:
+            await gone.register(name="gone", handle_turns=False)
+        async with HubClient(WsLink(server.url)) as looker:
+            for _ in range(500):  # the hub unbinds once it sees the socket close
+                [info] = await looker.hub_agents()
+                if not info.connected:
+                    break
+                await asyncio.sleep(0.01)
+    assert info.passport.name == "gone"
+    assert not info.connected
+
+
+async def test_hub_channels_filters_and_orders_newest_first(client: HubClient) -> None:
+    alice = await client.register(name="alice", handle_turns=False)
+    await client.register(name="bob", handle_turns=False)
+    await client.register(name="carol", handle_turns=False)
+    first = await alice.open("conversation", "bob")
+    second = await alice.open("discussion", ["bob", "carol"])
+    await first.close()
+    ids = [m.channel_id for m in await client.hub_channels()]
+    assert ids == [second.id, first.id]
+    assert [m.channel_id for m in await client.hub_channels(state="closed")] == [first.id]
+    assert [m.channel_id for m in await client.hub_channels(type="discussion")] == [second.id]
+    assert [m.channel_id for m in await client.hub_channels(agent="carol")] == [second.id]
+    assert [m.channel_id for m in await client.hub_channels(limit=1)] == [second.id]
+    with pytest.raises(ProtocolError, match="param 'state' must be one of pending, active"):
+        await client.hub_channels(state="open")
+    with pytest.raises(NotFoundError, match="nobody"):
+        await client.hub_channels(agent="nobody")
+
+
+async def test_hub_wal_reads_any_channel_by_cursor_or_tail(client: HubClient) -> None:
+    alice = await client.register(name="alice", handle_turns=False)
+    await client.register(name="bob", handle_turns=False)
+    channel = await alice.open("conversation", "bob")
+    for i in range(5):
+        await channel.send(f"m{i}")
+    whole = await client.hub_wal(channel.id)
+    texts = [e.text for e in whole if e.event_type == EV_TEXT]
+    assert texts == ["m0", "m1", "m2", "m3", "m4"]
+    assert [e.text for e in await client.hub_wal(channel.id, tail=2)] == ["m3", "m4"]
+    after = await client.hub_wal(channel.id, since=whole[-3].envelope_id, limit=1)
+    assert [e.envelope_id for e in after] == [whole[-2].envelope_id]
+    with pytest.raises(NotFoundError, match="no channel 'nope'"):
+        await client.hub_wal("nope")
+    with pytest.raises(ProtocolError, match="'tail' must be an integer from 1"):
+        await client.hub_wal(channel.id, tail=0)
+    with pytest.raises(ProtocolError, match="exclude each other"):
+        await client.hub_wal(channel.id, since=whole[0].envelope_id, tail=2)
+    with pytest.raises(ProtocolError, match="at most 10000"):
+        await client.request("hub_wal", {"channel_id": channel.id, "limit": 10_001})
+
+
+async def test_audit_query_filters_by_name_and_reads_the_tail(client: HubClient) -> None:
+    alice = await client.register(name="alice", handle_turns=False)
+    await client.register(name="bob", handle_turns=False)
+    channel = await alice.open("conversation", "bob")
+    await channel.close()
+    kinds = [r.kind for r in await _eventually(client, 4)]
+    assert kinds == ["agent_registered", "agent_registered", "channel_created", "channel_closed"]
+    by_alice = await client.audit_query(agent="alice")
+    assert [r.kind for r in by_alice] == ["agent_registered", "channel_created", "channel_closed"]
+    assert [r.kind for r in await client.audit_query(limit=1, tail=True)] == ["channel_closed"]
+    assert [r.kind for r in await client.audit_query(limit=1)] == ["agent_registered"]
+    [closed] = await client.audit_query(kind="channel_closed", channel_id=channel.id)
+    assert closed.at >= by_alice[0].at
+    assert await client.audit_query(since=closed.at, kind="channel_created") == []
+    with pytest.raises(ProtocolError, match="'tail' must be true or false"):
+        await client.request("audit_query", {"tail": "yes"})
+
+
+async def _eventually(client: HubClient, n: int) -> list[AuditRecord]:
+    """The audit log is written by a listener, a moment after the event."""
+    for _ in range(500):
+        records = await client.audit_query()
+        if len(records) >= n:
+            return records
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"fewer than {n} audit records")
+
+
+async def test_on_a_hub_with_keys_whole_hub_views_need_an_authenticated_connection() -> None:
+    auth = AuthRegistry([ApiKeyAuth({"ops": KEY})])
+    async with Hub(auth=auth) as hub, serve_ws(hub) as server, HubClient(WsLink(server.url)) as anonymous:
+        assert await anonymous.hub_agents() == []  # open, like list_agents
+        assert (await anonymous.hub_status())["agents"] == 0
+        for op in ("hub_channels", "audit_query", "hub_wal"):
+            with pytest.raises(AuthError, match="register or attach an agent") as err:
+                await anonymous.request(op, {"channel_id": "x"})
+            assert err.value.reason == "not_authenticated"
+        passport = Passport(name="ops", auth=AuthBlock(scheme="api_key", claim={"api_key": KEY}))
+        await anonymous.register(passport=passport, handle_turns=False)
+        assert await anonymous.hub_channels() == []
+        assert [r.kind for r in await _eventually(anonymous, 1)] == ["agent_registered"]
