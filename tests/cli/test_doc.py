@@ -13,7 +13,7 @@ from hubbub.cli import COMMANDS, _parser
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
 COMMON = {"--url", "--key", "--as", "--timeout", "--json", "--help"}
-LOCAL = {"demo", "serve"}  # documented in the README
+LOCAL = {"demo", "serve", "mcp"}  # documented in the README and docs/mcp.md
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:
