@@ -33,6 +33,7 @@ from .arbiter import HubArbiter
 from .audit import AuditLog
 from .broadcast import Broadcasts
 from .channels import Channels
+from .checkpoints import Checkpoints
 from .deadlines import Deadlines
 from .delegation import Delegations
 from .delegation_api import DelegationApi
@@ -124,6 +125,7 @@ class Hub(DelegationApi):
         self.delegations = Delegations(self)
         self.listeners.add(self.delegations)
         self.broadcasts = Broadcasts(self)
+        self.checkpoints = Checkpoints(self)
         self._recovery = Recovery(self)
         self._started = False
         self._started_at = 0.0
