@@ -206,6 +206,8 @@ async def _retain(hub: Hub, policy: RetentionPolicy, every: float, say: Callable
             report = await hub.compact(policy)
         except HubbubError as exc:
             log.error("retention: compaction failed: %s", exc)
+        except Exception:  # a bug must not end retention for the life of the hub
+            log.exception("retention: compaction failed")
         else:
             if report.envelopes or report.audit_records:
                 say(f"retention: {report}")

@@ -1,6 +1,7 @@
-"""``SqliteStore.compact``: the statements, run by the writer thread inside one of its transactions.
+"""``SqliteStore.compact``: which channels (on the reader thread), then the deletes (on the writer
+thread, inside one of its transactions).
 
-The job runs under a savepoint: if it fails, only its own changes roll back,
+The deletes run under a savepoint: if it fails, only its own changes roll back,
 the writes it shares the transaction with commit, and the error is handed to
 the caller (a failed compaction never stops the store). Afterwards, on a
 database created with ``auto_vacuum = INCREMENTAL`` (every new one), a bounded
@@ -23,6 +24,7 @@ __all__ = ["CompactionJob"]
 VACUUM_PAGES = 16384
 """Most free pages one compaction hands back (64 MiB at the default page size): keeps it cheap."""
 
+_CHANNELS = "SELECT channel_id, body FROM channels ORDER BY rowid"
 _LENGTH = "SELECT length FROM wal_channels WHERE channel_id = ?"
 _DELETE_OLDEST_AUDIT = "DELETE FROM audit WHERE seq IN (SELECT seq FROM audit ORDER BY at, seq LIMIT ?)"
 _MARK = "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
@@ -31,14 +33,30 @@ _encode = msgspec.json.Encoder().encode
 
 
 class CompactionJob:
-    """One compaction: call it with the writer's connection; then read :attr:`report` or :attr:`error`."""
+    """One compaction. :meth:`select` runs on the reader thread and picks the channels (decoding
+    every channel record, off the writer, so writes are not held up by it; a dry run ends there
+    with :attr:`report`); calling the job with the writer's connection deletes, inside one of its
+    transactions; then read :attr:`report` or :attr:`error`."""
 
     def __init__(self, policy: RetentionPolicy, *, now: float, dry_run: bool) -> None:
         self.policy = policy
         self.now = now
         self.dry_run = dry_run
+        self.channels: list[str] = []
         self.report: CompactionReport | None = None
         self.error: BaseException | None = None
+
+    def select(self, conn: sqlite3.Connection) -> None:
+        """The closed channels past the age with envelopes left (committed data: a closed channel
+        never reopens, so the choice holds when the writer gets to it)."""
+        policy = self.policy
+        if policy.closed_wal_after is not None:
+            cutoff = self.now - policy.closed_wal_after
+            for channel_id, body in conn.execute(_CHANNELS).fetchall():
+                if channel_id not in policy.keep_channels and closed_before(_decode_channel(body), cutoff):
+                    self.channels.append(channel_id)
+        if self.dry_run:
+            self.report = self._run(conn)
 
     def __call__(self, conn: sqlite3.Connection) -> None:
         conn.execute("SAVEPOINT hubbub_compact")
@@ -62,18 +80,14 @@ class CompactionJob:
         policy = self.policy
         compacted: list[str] = []
         envelopes = 0
-        if policy.closed_wal_after is not None:
-            cutoff = self.now - policy.closed_wal_after
-            for channel_id, body in conn.execute("SELECT channel_id, body FROM channels").fetchall():
-                if channel_id in policy.keep_channels or not closed_before(_decode_channel(body), cutoff):
-                    continue
-                row = conn.execute(_LENGTH, (channel_id,)).fetchone()
-                if row is None or not row[0]:
-                    continue
-                compacted.append(channel_id)
-                envelopes += row[0]
-                if not self.dry_run:
-                    self._empty(conn, channel_id, row[0])
+        for channel_id in self.channels:
+            row = conn.execute(_LENGTH, (channel_id,)).fetchone()
+            if row is None or not row[0]:
+                continue
+            compacted.append(channel_id)
+            envelopes += row[0]
+            if not self.dry_run:
+                self._empty(conn, channel_id, row[0])
         audit = 0
         if policy.audit_after is not None:
             before = to_iso(self.now - policy.audit_after)

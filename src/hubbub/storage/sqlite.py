@@ -328,12 +328,18 @@ class SqliteStore(Store):
     async def compact(
         self, policy: RetentionPolicy, *, dry_run: bool = False, now: float | None = None
     ) -> CompactionReport:
-        """Run by the writer in order with every other write, so a running hub may call it.
+        """The deletes run on the writer, in order with every other write, so a running hub may
+        call it; picking the channels and a dry run read on the reader thread.
 
         A failed compaction changes nothing and raises :class:`StorageError`; the store goes on.
         """
         job = CompactionJob(policy, now=time.time() if now is None else now, dry_run=dry_run)
-        await self._submit(COMPACT, (job, job.vacuum))
+        try:
+            await self._read(job.select, self._conn)
+        except (sqlite3.Error, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            job.error = exc
+        if job.error is None and not dry_run:
+            await self._submit(COMPACT, (job, job.vacuum))
         if job.error is not None:
             raise StorageError(
                 f"compacting hubbub database {self.path} failed ({job.error}); nothing was dropped",
