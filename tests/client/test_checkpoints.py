@@ -150,6 +150,9 @@ async def test_a_hub_given_directly_acts_as_itself(hub: Hub, client: HubClient) 
     assert [i.owner_id for i in await trusted.list()] == [alice.agent_id]
     with pytest.raises(AccessDeniedError):
         await HubBackedCheckpointStore(hub, agent_id="someone-else").load("job")
+    await trusted.save("hubs-own", b"x")
+    with pytest.raises(AccessDeniedError, match="belongs to the hub itself"):
+        await HubBackedCheckpointStore(client, agent_id=alice.agent_id).load("hubs-own")
 
 
 async def test_checkpoints_survive_a_hub_restart_and_a_new_connection(tmp_path: Path) -> None:

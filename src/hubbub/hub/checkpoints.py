@@ -10,7 +10,8 @@ Who may read, replace or delete the checkpoint of a task:
 * a delegated task of this hub (see :mod:`hubbub.hub.delegation`): its
   requester and its current worker, and no one else;
 * any other task id: the agent that saved its first checkpoint (its owner),
-  and no one else. The first save claims the id. This is how ag2's hub
+  and no one else (a checkpoint a trusted caller saved first has no owner:
+  only trusted callers may use it). The first save claims the id. This is how ag2's hub
   treats task ids it has not observed, and it covers the tasks an agent runs
   on its own.
 
@@ -148,9 +149,9 @@ class Checkpoints:
                 f"checkpoints are saved and read as an agent: register or attach one first (task {task_id})",
                 reason="not_bound",
             )
+        owner = "the hub itself" if checkpoint.owner_id is None else f"agent {checkpoint.owner_id}"
         raise AccessDeniedError(
-            f"the checkpoint of task {task_id} belongs to agent {checkpoint.owner_id}; "
-            "only its owner may read or change it",
+            f"the checkpoint of task {task_id} belongs to {owner}; only its owner may read or change it",
             reason="not_owner",
         )
 
@@ -166,7 +167,7 @@ class Checkpoints:
         if task is not None:
             parties = [a for a in (task.requester_id, task.worker_id) if a is not None and a in agents]
             return parties[0] if parties else False
-        if checkpoint is not None and checkpoint.owner_id is not None:
+        if checkpoint is not None:  # an owner of None (the hub's own) leaves it to trusted callers
             return checkpoint.owner_id if checkpoint.owner_id in agents else False
         return self._claimant(task_id, agents)
 
