@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any
@@ -492,15 +493,17 @@ class Hub(DelegationApi):
         return sent
 
     def status(self) -> dict[str, Any]:
-        """Counters for operators: agents, connected agents, channels by state."""
-        by_state: dict[str, int] = {}
-        for record in self.channels.all():
-            by_state[record.metadata.state.value] = by_state.get(record.metadata.state.value, 0) + 1
+        """Counters for operators: agents (and how many are connected), channels and tasks by state."""
+        channels = Counter(record.metadata.state.value for record in self.channels.all())
+        tasks = Counter(task.state for task in self.delegations.records.tasks.values())
         return {
             "hub_id": self.hub_id,
             "started_at": to_iso(self._started_at) if self._started_at else None,
             "agents": len(self.registry),
+            "connected": len(self.delivery.endpoints),
             "channels": len(self.channels),
-            "channels_by_state": by_state,
+            "channels_by_state": dict(channels),
+            "tasks": sum(tasks.values()),
+            "tasks_by_state": dict(tasks),
             "adapters": self.adapters.types(),
         }
