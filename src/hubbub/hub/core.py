@@ -30,10 +30,12 @@ from ..model.task import TaskEvent
 from ..model.turn import PendingTurn, TurnContext
 from ..storage.base import AgentRecord, Store
 from ..storage.memory import MemoryStore
+from ..storage.retention import CompactionReport, RetentionPolicy
 from .arbiter import HubArbiter
 from .audit import AuditLog
 from .broadcast import Broadcasts
 from .channels import Channels
+from .checkpoints import Checkpoints
 from .deadlines import Deadlines
 from .delegation import Delegations
 from .delegation_api import DelegationApi
@@ -46,6 +48,7 @@ from .listeners import HubListener, Listeners
 from .recovery import Recovery
 from .redelivery import MAX_DELIVERY_ATTEMPTS, NACK_BACKOFF, Redelivery
 from .registry import Registry
+from .retention import compact
 from .snapshots import SNAPSHOT_EVERY
 from .tasks import TaskBook
 from .turns import Turns
@@ -125,6 +128,7 @@ class Hub(DelegationApi):
         self.delegations = Delegations(self)
         self.listeners.add(self.delegations)
         self.broadcasts = Broadcasts(self)
+        self.checkpoints = Checkpoints(self)
         self._recovery = Recovery(self)
         self._started = False
         self._started_at = 0.0
@@ -161,6 +165,12 @@ class Hub(DelegationApi):
 
     def _open_channels(self, agent_id: str) -> int:
         return self.channels.open_count(agent_id)
+
+    async def compact(self, policy: RetentionPolicy, *, dry_run: bool = False) -> CompactionReport:
+        """Drop closed channels' WALs and audit records ``policy`` no longer retains, keeping
+        what this hub still needs (see :mod:`hubbub.hub.retention`); ``hubbub serve`` calls it
+        periodically when told to retain less than everything."""
+        return await compact(self.store, policy, hub=self, dry_run=dry_run)
 
     def register_arbiter(self, arbiter: HubArbiter) -> None:
         """Consult ``arbiter`` before register, open, send and dispatch, after the rule-based one."""

@@ -23,7 +23,7 @@ from ..model.rule import Rule
 from ..model.task import TaskEvent
 from ..model.turn import PendingTurn
 from ..protocol.ops import AG2_OPS
-from . import _ag2_tasks, _delegation_ops, _ops_admin
+from . import _ag2_tasks, _checkpoint_ops, _delegation_ops, _ops_admin
 from ._params import as_type as _as
 from ._params import count as _count
 from ._params import opt_dict as _opt_dict
@@ -56,7 +56,7 @@ class Session:
             if op in AG2_OPS:
                 raise ProtocolError(
                     f"op {op!r} is not served by this hub: hubbub keeps no ag2-style task records "
-                    "or task checkpoints (mirrored tasks feed Resume.observed through "
+                    "(mirrored tasks feed Resume.observed through "
                     "observe_task / update_task; delegated tasks are read with task_status / task_list)"
                 )
             raise ProtocolError(f"unknown op {op!r}; known ops: {', '.join(sorted(_OPS))}")
@@ -390,4 +390,10 @@ _OPS: dict[str, Op] = {
     "task_list": _delegation_ops.task_list,
     "task_cancel": _delegation_ops.task_cancel,
     "broadcast": _delegation_ops.broadcast,
+    "checkpoint_task": _checkpoint_ops.checkpoint_task,
+    "read_task_checkpoint": _checkpoint_ops.read_task_checkpoint,
+    "checkpoint_put": _checkpoint_ops.checkpoint_put,
+    "checkpoint_get": _checkpoint_ops.checkpoint_get,
+    "checkpoint_list": _checkpoint_ops.checkpoint_list,
+    "checkpoint_delete": _checkpoint_ops.checkpoint_delete,
 }

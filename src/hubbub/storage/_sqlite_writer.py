@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import sqlite3
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import StorageError
@@ -42,6 +44,7 @@ __all__ = [
     "APPEND",
     "AUDIT",
     "CHANNEL",
+    "COMPACT",
     "CURSOR",
     "DELETE",
     "KV_DELETE",
@@ -53,13 +56,19 @@ __all__ = [
     "Writer",
 ]
 
-APPEND, PUT_AGENT, DELETE, CHANNEL, CURSOR, AUDIT, STOP, KV_PUT, KV_DELETE = range(9)
+APPEND, PUT_AGENT, DELETE, CHANNEL, CURSOR, AUDIT, STOP, KV_PUT, KV_DELETE, COMPACT = range(10)
+"""Write ops. ``COMPACT``'s row is ``(job, after)``: ``job(conn)`` runs inside the transaction,
+after every other write of it; ``after(conn)``, if not None, once it has committed (its errors
+are logged, not fatal: it may only tidy, such as ``PRAGMA incremental_vacuum``)."""
 MAX_BATCH = 1000
 """Most items in one transaction: bounds commit latency and the writer's memory under a flood."""
 MAX_ROWS = 1024
 """Most rows in one statement (fewer if SQLite allows fewer parameters)."""
 
 Item = tuple[int, Any, "asyncio.Future[None] | None"]
+Job = Callable[[sqlite3.Connection], None]
+
+log = logging.getLogger("hubbub.storage")
 
 
 class Writer:
@@ -111,6 +120,7 @@ class Writer:
         cursors: dict[tuple[str, str], tuple[Any, ...]] = {}
         audit: list[tuple[Any, ...]] = []
         kv: dict[str, bytes | None] = {}
+        jobs: list[tuple[Job, Job | None]] = []
         for op, row, _ in batch:
             if op == APPEND:
                 wal.append(row)
@@ -132,6 +142,8 @@ class Writer:
                 kv[row[0]] = row[1]
             elif op == KV_DELETE:
                 kv[row[0]] = None
+            elif op == COMPACT:
+                jobs.append(row)
             else:
                 agents.append((op, row))
         conn = self._conn
@@ -150,12 +162,20 @@ class Writer:
                 _insert(conn, INSERT_AUDIT, audit)
             if kv:
                 _write_kv(conn, kv)
+            for job, _ in jobs:
+                job(conn)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
         self.commits += 1
+        for _, after in jobs:
+            if after is not None:
+                try:
+                    after(conn)
+                except sqlite3.Error as exc:
+                    log.warning("tidying hubbub database %s after a compaction failed: %s", self._path, exc)
 
 
 def _insert(conn: sqlite3.Connection, insert: MultiRowInsert, rows: list[tuple[Any, ...]]) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import os
 import sqlite3
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -23,11 +24,13 @@ from ..model.audit import AuditQuery, AuditRecord
 from ..model.channel import ChannelMetadata
 from ..model.envelope import Envelope
 from . import _sqlite_schema as sql
+from ._sqlite_compact import CompactionJob
 from ._sqlite_schema import Durability, connect, open_database
 from ._sqlite_writer import (
     APPEND,
     AUDIT,
     CHANNEL,
+    COMPACT,
     CURSOR,
     DELETE,
     KV_DELETE,
@@ -37,6 +40,7 @@ from ._sqlite_writer import (
     Writer,
 )
 from .base import AgentRecord, Store
+from .retention import CompactionReport, RetentionPolicy
 
 if sys.platform != "win32":
     import fcntl
@@ -318,6 +322,25 @@ class SqliteStore(Store):
         else:
             text += " ORDER BY at, seq LIMIT ?"
         return await self._read(self._load, self._decode_audit, text, "audit record", params)
+
+    # retention
+
+    async def compact(
+        self, policy: RetentionPolicy, *, dry_run: bool = False, now: float | None = None
+    ) -> CompactionReport:
+        """Run by the writer in order with every other write, so a running hub may call it.
+
+        A failed compaction changes nothing and raises :class:`StorageError`; the store goes on.
+        """
+        job = CompactionJob(policy, now=time.time() if now is None else now, dry_run=dry_run)
+        await self._submit(COMPACT, (job, job.vacuum))
+        if job.error is not None:
+            raise StorageError(
+                f"compacting hubbub database {self.path} failed ({job.error}); nothing was dropped",
+                reason="compact_failed",
+            ) from job.error
+        assert job.report is not None
+        return job.report
 
     # closing
 
