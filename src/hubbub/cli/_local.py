@@ -50,6 +50,16 @@ def _add_serve(commands: Subparsers) -> None:
     serve.add_argument(
         "--max-frame-bytes", type=int, help="largest WebSocket frame accepted (default 16 MiB)"
     )
+    serve.add_argument(
+        "--ping-interval",
+        type=float,
+        help="seconds between heartbeat pings on each connection, 0 for none (default 20)",
+    )
+    serve.add_argument(
+        "--ping-timeout",
+        type=float,
+        help="seconds without a pong before a connection is dropped and its agents unbound (default 20)",
+    )
     serve.add_argument("--config", help="TOML file with the same settings (flags and HUBBUB_* override it)")
 
 
