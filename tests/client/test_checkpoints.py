@@ -3,6 +3,7 @@ survive a restart of the hub (SqliteStore) and of the client; owners, sizes and 
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -18,10 +19,16 @@ from hubbub import (
     NotFoundError,
     ProtocolError,
     SqliteStore,
+    TaskInput,
+    UsageError,
+    Worker,
     WsLink,
     serve_ws,
 )
-from tests.hub._delegation import silent, state_is
+from tests.conftest import TIME_UNIT
+from tests.hub._delegation import another_client, silent, state_is
+
+WAIT = 5 * TIME_UNIT
 
 
 @pytest.fixture(params=["memory", "hub"])
@@ -167,3 +174,40 @@ async def test_checkpoints_survive_a_hub_restart_and_a_new_connection(tmp_path: 
             await local.register(name="eve")
             with pytest.raises(AccessDeniedError, match="belongs to agent"):
                 await HubBackedCheckpointStore(local).load("long-job")
+
+
+async def test_a_worker_taking_a_task_over_resumes_from_its_checkpoint(hub: Hub, client: HubClient) -> None:
+    hub.delegations.reassign_grace = 0.05  # the first worker is not coming back
+    saved = asyncio.Event()
+    first, second = Worker("a-first"), Worker("b-second")
+
+    @first.on_task("crunch")
+    async def start_then_vanish(task: TaskInput) -> None:
+        await first.checkpoints.save(task.task_id, {"done": 3})
+        saved.set()
+        await asyncio.Event().wait()  # cancelled when its connection goes
+
+    @second.on_task("crunch")
+    async def resume(task: TaskInput) -> dict[str, object]:
+        state = await second.checkpoints.load(task.task_id)
+        assert isinstance(state, dict)
+        return {"resumed_from": state["done"], "by": "b-second"}
+
+    leaving = another_client(client, hub)
+    await first.start(leaving)
+    await second.start(client)
+    alice = await client.register(name="alice")
+    task = await alice.delegate("crunch", {"n": 10})
+    await asyncio.wait_for(saved.wait(), WAIT)
+    assert first.agent is not None
+    assert hub.get_task(task.task_id).worker_id == first.agent.agent_id
+    await leaving.aclose()
+    done = await client.wait_task(task.task_id, WAIT)
+    assert (done.state, done.result, done.attempts) == ("COMPLETED", {"resumed_from": 3, "by": "b-second"}, 2)
+    # The requester sees it too; the worker that left no longer may.
+    assert await alice.checkpoints.load(task.task_id) == {"done": 3}
+    with pytest.raises(AccessDeniedError, match="only the requester or the worker"):
+        await HubBackedCheckpointStore(hub, agent_id=first.agent.agent_id).load(task.task_id)
+    await second.stop()
+    with pytest.raises(UsageError, match="b-second is not running"):
+        second.checkpoints  # noqa: B018
