@@ -39,12 +39,20 @@ def test_precedence_flags_then_environment_then_file(tmp_path: Path) -> None:
         ({"retain_closed": "soon"}, {}, "bad retention setting: cannot read duration 'soon'"),
         ({}, {"HUBBUB_RETENTION_EVERY": "0s"}, "retention_every must be above 0"),
         ({"audit_max_rows": -5}, {}, "audit_max_rows must be an int (0 or more)"),
+        ({"ping_interval": -1}, {}, "ping interval must be 0 (off) or more"),
+        ({}, {"HUBBUB_PING_TIMEOUT": "0"}, "ping timeout above 0"),
     ],
 )
 def test_bad_settings(flags: dict[str, object], environ: dict[str, str], message: str) -> None:
     with pytest.raises(UsageError) as err:
         load_config(flags, environ=environ)
     assert message in str(err.value)
+
+
+def test_heartbeat_settings_from_flags_and_environment() -> None:
+    config = load_config({"ping_interval": 2.5}, environ={"HUBBUB_PING_TIMEOUT": "4"})
+    assert (config.ping_interval, config.ping_timeout) == (2.5, 4.0)
+    assert load_config({}, environ={}).ping_interval == 20.0
 
 
 def test_unknown_key_in_the_config_file_is_named(tmp_path: Path) -> None:

@@ -3,7 +3,8 @@
 Settings come from, in order of precedence: command-line flags, ``HUBBUB_*``
 environment variables (``HUBBUB_HOST``, ``HUBBUB_PORT``, ``HUBBUB_DB``,
 ``HUBBUB_DURABILITY``, ``HUBBUB_TLS_CERT``, ``HUBBUB_TLS_KEY``,
-``HUBBUB_ALLOW_UNAUTHENTICATED``, ``HUBBUB_MAX_FRAME_BYTES``,
+``HUBBUB_ALLOW_UNAUTHENTICATED``, ``HUBBUB_MAX_FRAME_BYTES``, ``HUBBUB_PING_INTERVAL``,
+``HUBBUB_PING_TIMEOUT``,
 ``HUBBUB_RETAIN_CLOSED``, ``HUBBUB_RETAIN_AUDIT``, ``HUBBUB_AUDIT_MAX_ROWS``,
 ``HUBBUB_RETENTION_EVERY``), a TOML config file (``--config``, keys named like
 the flags with underscores), then the defaults below.
@@ -59,6 +60,10 @@ class ServeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     auth_keys: str | None = None
     """File of ``name: key`` lines (or a JSON object): agents must present ``{"api_key": key}``."""
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    ping_interval: float = 20.0
+    """Seconds between heartbeat pings on each connection; 0 turns heartbeats off."""
+    ping_timeout: float = 20.0
+    """Seconds to wait for the pong before dropping the connection (and unbinding its agents)."""
     retain_closed: str | float | None = None
     retain_audit: str | float | None = None
     audit_max_rows: int | None = None
@@ -94,6 +99,8 @@ _ENV = {
     "retain_audit": "HUBBUB_RETAIN_AUDIT",
     "audit_max_rows": "HUBBUB_AUDIT_MAX_ROWS",
     "retention_every": "HUBBUB_RETENTION_EVERY",
+    "ping_interval": "HUBBUB_PING_INTERVAL",
+    "ping_timeout": "HUBBUB_PING_TIMEOUT",
 }
 
 
@@ -122,6 +129,11 @@ def load_config(
     config = msgspec.structs.replace(config, db=os.path.abspath(config.db))
     if not 0 <= config.port <= 65535:
         raise UsageError(f"port must be 0 to 65535, got {config.port}")
+    if config.ping_interval < 0 or config.ping_timeout <= 0:
+        raise UsageError(
+            f"ping interval must be 0 (off) or more and ping timeout above 0, got "
+            f"{config.ping_interval:g} and {config.ping_timeout:g}"
+        )
     if (config.tls_cert is None) != (config.tls_key is None):
         raise UsageError("TLS needs both --tls-cert and --tls-key")
     config.retention()  # checked now: a bad duration stops serve before it binds
@@ -172,7 +184,13 @@ async def run_server(config: ServeConfig, *, say: Callable[[str], None] | None =
         loop.add_signal_handler(sig, stop.set)
     try:
         async with serve_ws(
-            hub, config.host, config.port, ssl_context=tls, max_frame_bytes=config.max_frame_bytes
+            hub,
+            config.host,
+            config.port,
+            ssl_context=tls,
+            max_frame_bytes=config.max_frame_bytes,
+            ping_interval=config.ping_interval or None,
+            ping_timeout=config.ping_timeout,
         ) as server:
             scheme = "wss" if tls else "ws"
             url = f"{scheme}://{config.host}:{server.port}"

@@ -58,6 +58,16 @@ def _add_serve(commands: Subparsers) -> None:
         metavar="DURATION",
         help="how often to apply the retention flags, a duration (default 1h)",
     )
+    serve.add_argument(
+        "--ping-interval",
+        type=float,
+        help="seconds between heartbeat pings on each connection, 0 for none (default 20)",
+    )
+    serve.add_argument(
+        "--ping-timeout",
+        type=float,
+        help="seconds without a pong before a connection is dropped and its agents unbound (default 20)",
+    )
     serve.add_argument("--config", help="TOML file with the same settings (flags and HUBBUB_* override it)")
 
 

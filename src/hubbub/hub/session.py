@@ -65,16 +65,24 @@ class Session:
         return await handler(self, params)
 
     async def receipt(
-        self, envelope_id: str, status: str, recipient_id: str, channel_id: str, reason: str = ""
+        self,
+        envelope_id: str,
+        status: str,
+        recipient_id: str,
+        channel_id: str,
+        reason: str = "",
+        *,
+        delivered: bool = False,
     ) -> None:
         """An ack advances ``recipient_id``'s cursor; a nack leaves it (the envelope is replayed).
 
         Only an envelope of that channel addressed to that recipient can be acked:
         a receipt for anything else would move the cursor past what it never got.
+        ``delivered``: the transport itself handed exactly this envelope of this
+        channel to this recipient, so the store need not be asked.
         """
         self._require_bound(recipient_id)
-        envelope = await self.hub.store.get_envelope(channel_id, envelope_id) if channel_id else None
-        if envelope is None or not self.hub.dispatcher.replayable(envelope, recipient_id):
+        if not delivered and not await self._was_delivered(envelope_id, recipient_id, channel_id):
             raise ProtocolError(
                 f"receipt for envelope {envelope_id!r} in channel {channel_id!r}: it was never delivered "
                 f"to {recipient_id} (check envelope_id, channel_id and recipient_id)",
@@ -86,6 +94,12 @@ class Session:
             await self.hub.ack(recipient_id, channel_id, envelope_id)
         else:
             self.hub.nack(recipient_id, channel_id, envelope_id, reason)
+
+    async def _was_delivered(self, envelope_id: str, recipient_id: str, channel_id: str) -> bool:
+        if not channel_id:
+            return False
+        envelope = await self.hub.store.get_envelope(channel_id, envelope_id)
+        return envelope is not None and self.hub.dispatcher.replayable(envelope, recipient_id)
 
     def bind(self, agent_id: str) -> None:
         self.bound.add(agent_id)
