@@ -39,6 +39,7 @@ def test_precedence_flags_then_environment_then_file(tmp_path: Path) -> None:
         ({"retain_closed": "soon"}, {}, "bad retention setting: cannot read duration 'soon'"),
         ({}, {"HUBBUB_RETENTION_EVERY": "0s"}, "retention_every must be above 0"),
         ({"audit_max_rows": -5}, {}, "audit_max_rows must be an int (0 or more)"),
+        ({}, {"HUBBUB_CHECKPOINT_MAX_BYTES": "0"}, "checkpoint_max_bytes must be 1 or more"),
         ({"ping_interval": -1}, {}, "ping interval must be 0 (off) or more"),
         ({}, {"HUBBUB_PING_TIMEOUT": "0"}, "ping timeout above 0"),
     ],

@@ -4,7 +4,7 @@ Settings come from, in order of precedence: command-line flags, ``HUBBUB_*``
 environment variables (``HUBBUB_HOST``, ``HUBBUB_PORT``, ``HUBBUB_DB``,
 ``HUBBUB_DURABILITY``, ``HUBBUB_TLS_CERT``, ``HUBBUB_TLS_KEY``,
 ``HUBBUB_ALLOW_UNAUTHENTICATED``, ``HUBBUB_MAX_FRAME_BYTES``, ``HUBBUB_PING_INTERVAL``,
-``HUBBUB_PING_TIMEOUT``,
+``HUBBUB_PING_TIMEOUT``, ``HUBBUB_CHECKPOINT_MAX_BYTES``,
 ``HUBBUB_RETAIN_CLOSED``, ``HUBBUB_RETAIN_AUDIT``, ``HUBBUB_AUDIT_MAX_ROWS``,
 ``HUBBUB_RETENTION_EVERY``), a TOML config file (``--config``, keys named like
 the flags with underscores), then the defaults below.
@@ -35,6 +35,7 @@ import msgspec
 from .auth import ApiKeyAuth, AuthRegistry
 from .errors import HubbubError, UsageError
 from .hub.core import Hub
+from .model.checkpoint import MAX_CHECKPOINT_BYTES
 from .model.rule import parse_duration
 from .storage.retention import RetentionPolicy
 from .storage.sqlite import SqliteStore
@@ -64,6 +65,7 @@ class ServeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Seconds between heartbeat pings on each connection; 0 turns heartbeats off."""
     ping_timeout: float = 20.0
     """Seconds to wait for the pong before dropping the connection (and unbinding its agents)."""
+    checkpoint_max_bytes: int = MAX_CHECKPOINT_BYTES
     retain_closed: str | float | None = None
     retain_audit: str | float | None = None
     audit_max_rows: int | None = None
@@ -95,6 +97,7 @@ _ENV = {
     "allow_unauthenticated": "HUBBUB_ALLOW_UNAUTHENTICATED",
     "auth_keys": "HUBBUB_AUTH_KEYS",
     "max_frame_bytes": "HUBBUB_MAX_FRAME_BYTES",
+    "checkpoint_max_bytes": "HUBBUB_CHECKPOINT_MAX_BYTES",
     "retain_closed": "HUBBUB_RETAIN_CLOSED",
     "retain_audit": "HUBBUB_RETAIN_AUDIT",
     "audit_max_rows": "HUBBUB_AUDIT_MAX_ROWS",
@@ -137,6 +140,8 @@ def load_config(
     if (config.tls_cert is None) != (config.tls_key is None):
         raise UsageError("TLS needs both --tls-cert and --tls-key")
     config.retention()  # checked now: a bad duration stops serve before it binds
+    if config.checkpoint_max_bytes < 1:
+        raise UsageError(f"checkpoint_max_bytes must be 1 or more, got {config.checkpoint_max_bytes}")
     if not _is_loopback(config.host) and not config.allow_unauthenticated and not config.auth_keys:
         raise UsageError(
             f"refusing to serve on {config.host} without authentication: anyone who can reach it could act "
@@ -175,7 +180,7 @@ async def run_server(config: ServeConfig, *, say: Callable[[str], None] | None =
     auth = AuthRegistry([ApiKeyAuth.from_file(config.auth_keys)]) if config.auth_keys else AuthRegistry()
     policy, every = config.retention()
     store = await SqliteStore.open(config.db, durability=config.durability)
-    hub = Hub(store, auth=auth)
+    hub = Hub(store, auth=auth, checkpoint_max_bytes=config.checkpoint_max_bytes)
     await hub.start()
     retention: asyncio.Task[None] | None = None
     stop = asyncio.Event()

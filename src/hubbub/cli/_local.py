@@ -52,6 +52,9 @@ def _add_serve(commands: Subparsers) -> None:
     serve.add_argument(
         "--max-frame-bytes", type=int, help="largest WebSocket frame accepted (default 16 MiB)"
     )
+    serve.add_argument(
+        "--checkpoint-max-bytes", type=int, metavar="N", help="largest task checkpoint kept (default 1 MiB)"
+    )
     add_retention_flags(serve)
     serve.add_argument(
         "--retention-every",

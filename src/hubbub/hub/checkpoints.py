@@ -50,6 +50,8 @@ class Checkpoints:
     """The checkpoints of one hub's tasks."""
 
     def __init__(self, hub: Hub, *, max_bytes: int = MAX_CHECKPOINT_BYTES) -> None:
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+            raise UsageError(f"checkpoint_max_bytes must be an int of 1 or more, got {max_bytes!r}")
         self.hub = hub
         self.max_bytes = max_bytes
         """The largest checkpoint saved, in bytes."""

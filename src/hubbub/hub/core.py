@@ -20,6 +20,7 @@ from ..auth import AuthRegistry
 from ..errors import ChannelRuleError, UsageError
 from ..model._time import to_iso
 from ..model.channel import ChannelMetadata, ChannelState, Expectation
+from ..model.checkpoint import MAX_CHECKPOINT_BYTES
 from ..model.envelope import EV_TEXT, Envelope
 from ..model.ids import MonotonicIds, make_id
 from ..model.turn import PendingTurn, TurnContext
@@ -60,6 +61,7 @@ class Hub(IdentityApi, DelegationApi):
     snapshots of its state, which bound what a restart refolds.
     A nacked delivery comes back after ``nack_backoff`` (initial, max seconds; doubling)
     until ``max_delivery_attempts`` nacks dead-letter it (see ``hub/redelivery.py``).
+    ``checkpoint_max_bytes`` is the largest task checkpoint it keeps (see ``hub/checkpoints.py``).
     Call :meth:`start` (or use ``async with``) before anything else.
     """
 
@@ -72,6 +74,7 @@ class Hub(IdentityApi, DelegationApi):
         snapshot_every: int = SNAPSHOT_EVERY,
         nack_backoff: tuple[float, float] = NACK_BACKOFF,
         max_delivery_attempts: int = MAX_DELIVERY_ATTEMPTS,
+        checkpoint_max_bytes: int = MAX_CHECKPOINT_BYTES,
     ) -> None:
         if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int) or snapshot_every < 1:
             raise UsageError(f"snapshot_every must be an int of 1 or more, got {snapshot_every!r}")
@@ -124,7 +127,7 @@ class Hub(IdentityApi, DelegationApi):
         self.delegations = Delegations(self)
         self.listeners.add(self.delegations)
         self.broadcasts = Broadcasts(self)
-        self.checkpoints = Checkpoints(self)
+        self.checkpoints = Checkpoints(self, max_bytes=checkpoint_max_bytes)
         self._recovery = Recovery(self)
         self._started = False
         self._started_at = 0.0
