@@ -12,6 +12,7 @@ from pathlib import Path
 
 from hubbub import FunctionAgent, Hub, HubClient, LocalLink, SqliteStore
 from tests.conftest import TIME_UNIT
+from tests.hub._waiting import wait_until
 
 HUBBUB = [sys.executable, "-m", "hubbub.cli"]
 
@@ -23,6 +24,8 @@ async def _one_closed_channel(db: Path) -> str:
         channel = await alice.open("consulting", "bob")
         await channel.send("2+2?")
         await channel.wait_closed(timeout=5 * TIME_UNIT)
+        # Every delivery acked: a served hub keeps a channel whole while an agent has one unacked.
+        await wait_until(lambda: not hub.governance.inbox.pending_channels(), what="every delivery acked")
         return channel.id
 
 

@@ -12,7 +12,7 @@ from hubbub.hub.retention import compact
 from hubbub.storage import RetentionPolicy
 from tests.conftest import TIME_UNIT
 from tests.hub._delegation import silent, state_is
-from tests.hub._waiting import wait_until
+from tests.hub._waiting import audit_records, wait_until
 
 WAIT = 5 * TIME_UNIT
 ALL_CLOSED = RetentionPolicy(closed_wal_after=0)
@@ -34,6 +34,8 @@ async def test_a_compacted_channel_reads_empty_and_survives_a_restart(tmp_path: 
         await wait_until(lambda: not hub.governance.inbox.pending_channels(), what="every delivery acked")
         report = await hub.compact(ALL_CLOSED)
         assert (report.channels, report.envelopes, report.channel_ids) == (1, 6, (done.id,))
+        [audited] = await audit_records(hub, "store_compacted")
+        assert audited.data == {"channels": 1, "envelopes": 6, "audit_records": 0}
         assert await done.read() == []
         assert await client.hub_wal(done.id) == []
         assert (await client.get_channel(done.id)).state is ChannelState.CLOSED

@@ -168,8 +168,19 @@ class Hub(IdentityApi, DelegationApi):
     async def compact(self, policy: RetentionPolicy, *, dry_run: bool = False) -> CompactionReport:
         """Drop closed channels' WALs and audit records ``policy`` no longer retains, keeping
         what this hub still needs (see :mod:`hubbub.hub.retention`); ``hubbub serve`` calls it
-        periodically when told to retain less than everything."""
-        return await compact(self.store, policy, hub=self, dry_run=dry_run)
+        periodically when told to retain less than everything. What it dropped is audited
+        (``store_compacted``, with the report's counts)."""
+        report = await compact(self.store, policy, hub=self, dry_run=dry_run)
+        if not dry_run and (report.envelopes or report.audit_records):
+            self.governance.audit(
+                "store_compacted",
+                data={
+                    "channels": report.channels,
+                    "envelopes": report.envelopes,
+                    "audit_records": report.audit_records,
+                },
+            )
+        return report
 
     def register_arbiter(self, arbiter: HubArbiter) -> None:
         """Consult ``arbiter`` before register, open, send and dispatch, after the rule-based one."""
