@@ -52,18 +52,24 @@ async def test_a_compacted_channel_reads_empty_and_survives_a_restart(tmp_path: 
         assert (await fresh.wait_closed(timeout=WAIT)).close_reason == "consulting_complete"
 
 
-async def test_channels_with_unacked_deliveries_are_kept(hub: Hub) -> None:
+async def test_unacked_deliveries_of_a_compacted_channel_free_their_inbox_slots(hub: Hub) -> None:
     client = HubClient(LocalLink(hub))
     alice = await client.register(name="alice")
     away = HubClient(LocalLink(hub))
-    await away.register(name="bob", handle_turns=False)
+    bob = await away.register(name="bob", handle_turns=False)
     channel = await alice.open("conversation", "bob")
     await away.aclose()
     await channel.send("while you were away")
+    await channel.send("and this")
     await channel.close()
+    assert hub.governance.inbox.count(bob.agent_id) == 2
     report = await hub.compact(ALL_CLOSED)
-    assert report.channels == 0
-    assert len(await hub.read_wal(channel.id)) == 5
+    assert report.channel_ids == (channel.id,)
+    assert hub.governance.inbox.count(bob.agent_id) == 0
+    back = HubClient(LocalLink(hub))
+    again = await back.attach(None, "bob", handle_turns=False, since_envelope_id=None)
+    assert await again.replay() == 0
+    await back.aclose()
     await client.aclose()
 
 

@@ -167,10 +167,14 @@ class Hub(IdentityApi, DelegationApi):
 
     async def compact(self, policy: RetentionPolicy, *, dry_run: bool = False) -> CompactionReport:
         """Drop closed channels' WALs and audit records ``policy`` no longer retains, keeping
-        what this hub still needs (see :mod:`hubbub.hub.retention`); ``hubbub serve`` calls it
+        what this hub still needs (see :mod:`hubbub.hub.retention`); envelopes of a compacted
+        channel no longer count in any inbox. ``hubbub serve`` calls it
         periodically when told to retain less than everything. What it dropped is audited
         (``store_compacted``, with the report's counts)."""
         report = await compact(self.store, policy, hub=self, dry_run=dry_run)
+        if not dry_run:
+            for channel_id in report.channel_ids:  # their unacked envelopes can never be acked now
+                self.governance.inbox.forget_channel(channel_id)
         if not dry_run and (report.envelopes or report.audit_records):
             self.governance.audit(
                 "store_compacted",

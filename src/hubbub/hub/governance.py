@@ -101,6 +101,19 @@ class Inbox:
         """Channels holding an envelope some agent has not acked yet."""
         return {channel_id for (_, channel_id), queue in self._queues.items() if queue}
 
+    def forget_channel(self, channel_id: str) -> int:
+        """Stop counting the channel's unacked envelopes (its WAL was compacted away: they can no
+        longer be delivered or acked); returns how many slots that frees."""
+        freed = 0
+        for key in [key for key in self._queues if key[1] == channel_id]:
+            agent_id = key[0]
+            count = len(self._queues.pop(key))
+            self._channels_of.get(agent_id, set()).discard(channel_id)
+            if count:
+                self.pending[agent_id] -= count
+                freed += count
+        return freed
+
     def add(self, agent_id: str, channel_id: str, envelope_id: str) -> int:
         """Count one more pending envelope; returns the new count."""
         key = (agent_id, channel_id)

@@ -4,15 +4,13 @@
 blindly; :func:`compact` adds to its ``keep_channels`` the closed channels a
 hub may still read:
 
-* the channel of every unfinished delegated task (a restart resumes the task
-  from its channel's WAL, see ``hub/_task_restore.py``), read from the store's
-  task records;
-* with a running ``hub``: every channel holding an envelope an agent has not
-  acked yet (its inbox counts it until the ack, and an ack is checked against
-  the WAL).
+the channel of every unfinished delegated task (a restart resumes the task
+from its channel's WAL, see ``hub/_task_restore.py``), from the running hub's
+records or, offline, from the store's.
 
-Offline (no hub), the second set is not needed: the next start counts inboxes
-from what the WALs hold then.
+Envelopes of a compacted channel that an agent never acked are gone: a running
+hub stops counting them in its inbox (:meth:`Hub.compact` does), and a hub
+started later counts inboxes from what the WALs hold then.
 """
 
 from __future__ import annotations
@@ -53,7 +51,6 @@ async def compact(
     if policy.closed_wal_after is not None:
         if hub is not None:
             tasks = list(hub.delegations.records.tasks.values())
-            keep |= hub.governance.inbox.pending_channels()
         else:
             tasks = []
             for key, data in (await store.scan_kv(DTASK_PREFIX)).items():
