@@ -97,10 +97,12 @@ from .model.audit import AuditRecord
 from .model.checkpoint import Checkpoint, CheckpointData, CheckpointInfo
 from .model.delegation import TERMINAL_STATES, DelegatedTask, TaskState
 from .storage import (
+    CompactionReport,
     DiskKnowledgeStore,
     KnowledgeStore,
     MemoryKnowledgeStore,
     MemoryStore,
+    RetentionPolicy,
     SqliteStore,
     Store,
 )
@@ -155,6 +157,7 @@ __all__ = [
     "CheckpointData",
     "CheckpointInfo",
     "CheckpointStore",
+    "CompactionReport",
     "DelegatedTask",
     "Deny",
     "DiscussionAdapter",
@@ -185,6 +188,7 @@ __all__ = [
     "MemoryKnowledgeStore",
     "MemoryCheckpointStore",
     "MemoryStore",
+    "RetentionPolicy",
     "NamedFullTranscript",
     "NamedWindowedSummary",
     "NoAuth",
