@@ -178,8 +178,10 @@ async def test_a_record_that_does_not_decode_is_an_error_not_data(tmp_path: Path
     path = tmp_path / "hub.db"
     store = SqliteStore(path)
     await store.append(text("A"))
+    await store.aclose()
     with sqlite3.connect(path) as other:
         other.execute("UPDATE wal SET body = x'7b2278'")
+    store = SqliteStore(path)  # reopened: the envelope is no longer among the recent ones held in memory
     with pytest.raises(StorageError, match="does not decode") as caught:
         await store.read_wal("A")
     assert str(path) in str(caught.value)
