@@ -189,6 +189,10 @@ class SqliteStore(Store):
                 channel_id=channel_id,
                 reason="out_of_order",
             )
+        try:
+            body = _encode(envelope)
+        except (TypeError, msgspec.EncodeError):
+            body = self._encode(envelope, f"envelope {envelope_id} in channel {channel_id}")  # raises
         row = (
             channel_id,
             envelope_id,
@@ -196,7 +200,7 @@ class SqliteStore(Store):
             envelope.causation_id,
             envelope.idempotency_key,
             envelope.event_type,
-            self._encode(envelope, f"envelope {envelope_id} in channel {channel_id}"),
+            body,
         )
         future = self._submit(APPEND, row, envelope)
         self._last_ids[channel_id] = envelope_id
