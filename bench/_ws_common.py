@@ -79,7 +79,7 @@ def start_server(argv: Sequence[str], label: str, pin: bool, timeout: float = 30
 
 
 def bench_server(kind: str, pin: bool, *, db: str | None = None, profile: str | None = None) -> Server:
-    argv = [sys.executable, str(SERVERS), kind]
+    argv = [sys.executable, os.environ.get("HUBBUB_BENCH_SERVER", str(SERVERS)), kind]
     if db:
         argv += ["--db", db]
     if profile:

@@ -1,6 +1,7 @@
 """Servers for the WebSocket benchmarks, each run as its own process.
 
-Run: ``python bench/_ws_servers.py {hubbub,bare,ag2} [--db PATH] [--profile FILE]``.
+Run: ``python bench/_ws_servers.py {hubbub,bare,ag2,idle} [--db PATH] [--profile FILE]
+[--ping-interval S]``.
 The first stdout line is the ``ws://`` URL; the server runs until SIGTERM/SIGINT.
 With ``--profile FILE`` the whole serving time is under cProfile, dumped to FILE on exit.
 
@@ -8,6 +9,9 @@ With ``--profile FILE`` the whole serving time is under cProfile, dumped to FILE
   behind ``serve_ws`` on 127.0.0.1, port 0.
 * ``bare``: a ``websockets`` server with no hub logic (``compression=None``): a connection's
   first text frame names it ("A" or "B"); every later text frame from A is forwarded as is to B.
+* ``idle``: a ``websockets`` server (``compression=None``, pings every ``--ping-interval``
+  seconds) whose handler only waits for the connection to close: the reference for holding
+  many idle connections (``bench/idle_agents.py``).
 * ``ag2``: ag2 1.2.1's ``Hub`` on its ``MemoryKnowledgeStore`` (timer sweepers off) behind
   ag2's own ``serve_ws``.
 """
@@ -66,6 +70,25 @@ async def serve_bare() -> None:
         await _until_stopped()
 
 
+async def serve_idle(ping_interval: float) -> None:
+    import websockets
+
+    async def handler(ws: Any) -> None:
+        await ws.wait_closed()
+
+    async with websockets.serve(
+        handler,
+        "127.0.0.1",
+        0,
+        compression=None,
+        ping_interval=ping_interval,
+        ping_timeout=ping_interval,
+    ) as server:
+        port = server.sockets[0].getsockname()[1]
+        print(f"ws://127.0.0.1:{port}", flush=True)
+        await _until_stopped()
+
+
 async def serve_ag2() -> None:
     from ag2.knowledge import MemoryKnowledgeStore
     from ag2.network import Hub, serve_ws
@@ -82,11 +105,17 @@ async def serve_ag2() -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("kind", choices=["hubbub", "bare", "ag2"])
+    parser.add_argument("kind", choices=["hubbub", "bare", "ag2", "idle"])
     parser.add_argument("--db", default="bench-hubbub.db", help="SQLite file for the hubbub server")
     parser.add_argument("--profile", metavar="FILE", help="cProfile the server, dump stats to FILE on exit")
+    parser.add_argument("--ping-interval", type=float, default=20.0, help="heartbeat of the idle server, s")
     args = parser.parse_args()
-    coro = {"hubbub": lambda: serve_hubbub(args.db), "bare": serve_bare, "ag2": serve_ag2}[args.kind]()
+    coro = {
+        "hubbub": lambda: serve_hubbub(args.db),
+        "bare": serve_bare,
+        "ag2": serve_ag2,
+        "idle": lambda: serve_idle(args.ping_interval),
+    }[args.kind]()
     profiler = cProfile.Profile() if args.profile else None
     if profiler is not None:
         profiler.enable()

@@ -36,12 +36,23 @@ def test_precedence_flags_then_environment_then_file(tmp_path: Path) -> None:
         ({}, {"HUBBUB_DURABILITY": "sometimes"}, "bad setting for hubbub serve"),
         ({"host": "192.168.1.5"}, {}, "refusing to serve on 192.168.1.5"),
         ({"tls_key": "k.pem"}, {}, "TLS needs both"),
+        ({"retain_closed": "soon"}, {}, "bad retention setting: cannot read duration 'soon'"),
+        ({}, {"HUBBUB_RETENTION_EVERY": "0s"}, "retention_every must be above 0"),
+        ({"audit_max_rows": -5}, {}, "audit_max_rows must be an int (0 or more)"),
+        ({"ping_interval": -1}, {}, "ping interval must be 0 (off) or more"),
+        ({}, {"HUBBUB_PING_TIMEOUT": "0"}, "ping timeout above 0"),
     ],
 )
 def test_bad_settings(flags: dict[str, object], environ: dict[str, str], message: str) -> None:
     with pytest.raises(UsageError) as err:
         load_config(flags, environ=environ)
     assert message in str(err.value)
+
+
+def test_heartbeat_settings_from_flags_and_environment() -> None:
+    config = load_config({"ping_interval": 2.5}, environ={"HUBBUB_PING_TIMEOUT": "4"})
+    assert (config.ping_interval, config.ping_timeout) == (2.5, 4.0)
+    assert load_config({}, environ={}).ping_interval == 20.0
 
 
 def test_unknown_key_in_the_config_file_is_named(tmp_path: Path) -> None:
@@ -55,3 +66,14 @@ def test_unknown_key_in_the_config_file_is_named(tmp_path: Path) -> None:
 def test_non_loopback_needs_explicit_permission() -> None:
     config = load_config({"host": "0.0.0.0", "allow_unauthenticated": True}, environ={})
     assert config.host == "0.0.0.0"
+
+
+def test_retention_settings_from_flags_environment_and_file(tmp_path: Path) -> None:
+    assert load_config({}, environ={}).retention()[0].empty
+    file = tmp_path / "hub.toml"
+    file.write_text('retain_closed = "30d"\nretain_audit = 3600\naudit_max_rows = 500\n')
+    env = {"HUBBUB_RETAIN_AUDIT": "2h", "HUBBUB_RETENTION_EVERY": "10m"}
+    config = load_config({"audit_max_rows": 100}, config_file=str(file), environ=env)
+    policy, every = config.retention()
+    assert (policy.closed_wal_after, policy.audit_after, policy.audit_max_rows) == (30 * 86400, 7200, 100)
+    assert every == 600

@@ -38,6 +38,7 @@ from .adapters.workflow import WorkflowAdapter
 from .agents import Agent, FunctionAgent, Turn, current_agent, function_agent
 from .auth import ApiKeyAuth, AuthAdapter, AuthRegistry, NoAuth
 from .client import AgentClient, Channel, HubClient, HumanClient, TaskMirror, TrackedTask
+from .client.checkpoints import CheckpointStore, HubBackedCheckpointStore, MemoryCheckpointStore
 from .errors import (
     AccessDeniedError,
     AuthError,
@@ -93,6 +94,7 @@ from .model import (
     parse_duration,
 )
 from .model.audit import AuditRecord
+from .model.checkpoint import Checkpoint, CheckpointData, CheckpointInfo
 from .model.delegation import TERMINAL_STATES, DelegatedTask, TaskState
 from .storage import (
     DiskKnowledgeStore,
@@ -149,6 +151,10 @@ __all__ = [
     "ContextEquals",
     "ConversationAdapter",
     "current_agent",
+    "Checkpoint",
+    "CheckpointData",
+    "CheckpointInfo",
+    "CheckpointStore",
     "DelegatedTask",
     "Deny",
     "DiscussionAdapter",
@@ -165,6 +171,7 @@ __all__ = [
     "Hub",
     "HubArbiter",
     "HubbubError",
+    "HubBackedCheckpointStore",
     "HubClient",
     "HubListener",
     "HubTimeoutError",
@@ -176,6 +183,7 @@ __all__ = [
     "Link",
     "LocalLink",
     "MemoryKnowledgeStore",
+    "MemoryCheckpointStore",
     "MemoryStore",
     "NamedFullTranscript",
     "NamedWindowedSummary",

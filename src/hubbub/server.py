@@ -3,14 +3,23 @@
 Settings come from, in order of precedence: command-line flags, ``HUBBUB_*``
 environment variables (``HUBBUB_HOST``, ``HUBBUB_PORT``, ``HUBBUB_DB``,
 ``HUBBUB_DURABILITY``, ``HUBBUB_TLS_CERT``, ``HUBBUB_TLS_KEY``,
-``HUBBUB_ALLOW_UNAUTHENTICATED``, ``HUBBUB_MAX_FRAME_BYTES``), a TOML config
-file (``--config``, keys named like the flags with underscores), then the
-defaults below.
+``HUBBUB_ALLOW_UNAUTHENTICATED``, ``HUBBUB_MAX_FRAME_BYTES``, ``HUBBUB_PING_INTERVAL``,
+``HUBBUB_PING_TIMEOUT``,
+``HUBBUB_RETAIN_CLOSED``, ``HUBBUB_RETAIN_AUDIT``, ``HUBBUB_AUDIT_MAX_ROWS``,
+``HUBBUB_RETENTION_EVERY``), a TOML config file (``--config``, keys named like
+the flags with underscores), then the defaults below.
+
+Retention: with any of ``retain_closed`` (a duration such as ``"30d"``: how
+long a closed channel's WAL is kept after it closed), ``retain_audit`` (how
+long audit records are kept) or ``audit_max_rows`` set, the hub compacts its
+store at start and then every ``retention_every`` (default ``"1h"``), see
+:meth:`~hubbub.hub.core.Hub.compact`. Unset, everything is kept for ever.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import os
@@ -26,6 +35,8 @@ import msgspec
 from .auth import ApiKeyAuth, AuthRegistry
 from .errors import HubbubError, UsageError
 from .hub.core import Hub
+from .model.rule import parse_duration
+from .storage.retention import RetentionPolicy
 from .storage.sqlite import SqliteStore
 from .transport.ws_server import DEFAULT_MAX_FRAME_BYTES, serve_ws
 
@@ -49,6 +60,29 @@ class ServeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     auth_keys: str | None = None
     """File of ``name: key`` lines (or a JSON object): agents must present ``{"api_key": key}``."""
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    ping_interval: float = 20.0
+    """Seconds between heartbeat pings on each connection; 0 turns heartbeats off."""
+    ping_timeout: float = 20.0
+    """Seconds to wait for the pong before dropping the connection (and unbinding its agents)."""
+    retain_closed: str | float | None = None
+    retain_audit: str | float | None = None
+    audit_max_rows: int | None = None
+    retention_every: str | float = "1h"
+
+    def retention(self) -> tuple[RetentionPolicy, float]:
+        """The retention policy these settings ask for, and seconds between two compactions."""
+        try:
+            every = parse_duration(self.retention_every)
+            policy = RetentionPolicy(
+                closed_wal_after=None if self.retain_closed is None else parse_duration(self.retain_closed),
+                audit_after=None if self.retain_audit is None else parse_duration(self.retain_audit),
+                audit_max_rows=self.audit_max_rows,
+            )
+        except UsageError as exc:
+            raise UsageError(f"bad retention setting: {exc}") from exc
+        if every <= 0:
+            raise UsageError(f"retention_every must be above 0, got {self.retention_every!r}")
+        return policy, every
 
 
 _ENV = {
@@ -61,6 +95,12 @@ _ENV = {
     "allow_unauthenticated": "HUBBUB_ALLOW_UNAUTHENTICATED",
     "auth_keys": "HUBBUB_AUTH_KEYS",
     "max_frame_bytes": "HUBBUB_MAX_FRAME_BYTES",
+    "retain_closed": "HUBBUB_RETAIN_CLOSED",
+    "retain_audit": "HUBBUB_RETAIN_AUDIT",
+    "audit_max_rows": "HUBBUB_AUDIT_MAX_ROWS",
+    "retention_every": "HUBBUB_RETENTION_EVERY",
+    "ping_interval": "HUBBUB_PING_INTERVAL",
+    "ping_timeout": "HUBBUB_PING_TIMEOUT",
 }
 
 
@@ -89,8 +129,14 @@ def load_config(
     config = msgspec.structs.replace(config, db=os.path.abspath(config.db))
     if not 0 <= config.port <= 65535:
         raise UsageError(f"port must be 0 to 65535, got {config.port}")
+    if config.ping_interval < 0 or config.ping_timeout <= 0:
+        raise UsageError(
+            f"ping interval must be 0 (off) or more and ping timeout above 0, got "
+            f"{config.ping_interval:g} and {config.ping_timeout:g}"
+        )
     if (config.tls_cert is None) != (config.tls_key is None):
         raise UsageError("TLS needs both --tls-cert and --tls-key")
+    config.retention()  # checked now: a bad duration stops serve before it binds
     if not _is_loopback(config.host) and not config.allow_unauthenticated and not config.auth_keys:
         raise UsageError(
             f"refusing to serve on {config.host} without authentication: anyone who can reach it could act "
@@ -127,16 +173,24 @@ async def run_server(config: ServeConfig, *, say: Callable[[str], None] | None =
     say = say or (lambda line: print(line, flush=True))
     tls = _ssl_context(config)
     auth = AuthRegistry([ApiKeyAuth.from_file(config.auth_keys)]) if config.auth_keys else AuthRegistry()
+    policy, every = config.retention()
     store = await SqliteStore.open(config.db, durability=config.durability)
     hub = Hub(store, auth=auth)
     await hub.start()
+    retention: asyncio.Task[None] | None = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
         async with serve_ws(
-            hub, config.host, config.port, ssl_context=tls, max_frame_bytes=config.max_frame_bytes
+            hub,
+            config.host,
+            config.port,
+            ssl_context=tls,
+            max_frame_bytes=config.max_frame_bytes,
+            ping_interval=config.ping_interval or None,
+            ping_timeout=config.ping_timeout,
         ) as server:
             scheme = "wss" if tls else "ws"
             url = f"{scheme}://{config.host}:{server.port}"
@@ -147,14 +201,33 @@ async def run_server(config: ServeConfig, *, say: Callable[[str], None] | None =
                 f"{status['agents']} agents, {status['channels']} channels)"
             )
             say(f'connect from Python: HubClient(WsLink("{url}")); stop with Ctrl-C or SIGTERM')
+            if not policy.empty:
+                retention = asyncio.create_task(_retain(hub, policy, every, say))
             await stop.wait()
             say("hubbub stopping: closing connections and flushing the database")
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        if retention is not None:
+            retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retention
         await hub.aclose()
     say("hubbub stopped")
     return 0
+
+
+async def _retain(hub: Hub, policy: RetentionPolicy, every: float, say: Callable[[str], None]) -> None:
+    """Compact now and then every ``every`` seconds; a failed compaction is reported, not fatal."""
+    while True:
+        try:
+            report = await hub.compact(policy)
+        except HubbubError as exc:
+            log.error("retention: compaction failed: %s", exc)
+        else:
+            if report.envelopes or report.audit_records:
+                say(f"retention: {report}")
+        await asyncio.sleep(every)
 
 
 def main(flags: Mapping[str, Any], config_file: str | None) -> int:

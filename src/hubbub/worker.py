@@ -28,6 +28,11 @@ with its message (``event_data["error"]``). When the task's channel closes
 first (cancelled, timed out, handed to another worker) the handler is cancelled.
 A sync handler runs on the event loop: keep it short, or make it async and
 use ``asyncio.to_thread``.
+
+A long handler can checkpoint its progress through the hub under the task's
+id (``await worker.checkpoints.save(task.task_id, {...})``): if this worker
+goes away, the worker the task is handed to loads it and carries on
+(``await worker.checkpoints.load(task.task_id)``).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from .client.agent_client import AgentClient
+from .client.checkpoints import HubBackedCheckpointStore
 from .client.hub_client import HubClient
 from .errors import HubbubError, UsageError
 from .model.envelope import EV_CHANNEL_CLOSED, EV_CHANNEL_EXPIRED, EV_TEXT, Envelope
@@ -90,6 +96,14 @@ class Worker:
         """The worker's agent client while it runs."""
         self._handlers: dict[str, TaskHandler] = {}
         self._running: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def checkpoints(self) -> HubBackedCheckpointStore:
+        """Task checkpoints kept by the hub, as this worker: a delegated task's checkpoint is its
+        requester's and its current worker's. Only while the worker runs."""
+        if self.agent is None:
+            raise UsageError(f"{self.name} is not running: start() it before using its checkpoints")
+        return self.agent.checkpoints
 
     @property
     def capabilities(self) -> list[str]:

@@ -13,7 +13,7 @@ from hubbub.cli import COMMANDS, _parser
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
 COMMON = {"--url", "--key", "--as", "--timeout", "--json", "--help"}
-LOCAL = {"demo", "serve", "mcp"}  # documented in the README and docs/mcp.md
+LOCAL = {"demo", "serve", "mcp", "compact"}  # documented in the README, docs/mcp.md, docs/storage.md
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:
@@ -48,3 +48,9 @@ def test_each_command_and_flag_is_documented(name: str) -> None:
     assert missing == [], f"hubbub {name}: flags not in its section of docs/cli.md: {missing}"
     for flag in COMMON - {"--help"}:
         assert f"`{flag}" in DOC
+
+
+def test_compact_and_its_flags_are_documented() -> None:
+    section = _section("compact")
+    flags = {o for a in _subparsers()["compact"]._actions for o in a.option_strings if o.startswith("--")}
+    assert sorted(flag for flag in flags - {"--help"} if f"`{flag}" not in section) == []

@@ -3,6 +3,7 @@ and one-line errors with their exit statuses."""
 
 from __future__ import annotations
 
+import re
 import time
 
 from hubbub import EV_TEXT, FunctionAgent
@@ -51,12 +52,14 @@ def test_status_table_and_json(cli: Cli, served: ThreadHub) -> None:
     status, out, err = cli("status")
     assert status == 0, err
     assert f"hub             {served.url}" in out
-    assert "agents          2" in out
+    assert "agents          2 (2 connected)" in out
+    assert re.search(r"^tasks +0 *$", out, re.M)
     assert "consulting, conversation, discussion, workflow" in out
     data = cli.json("status")
     assert data["url"] == served.url
     assert data["agents"] == 2
     assert data["hub_id"] == served.hub.hub_id
+    assert (data["connected"], data["tasks"], data["tasks_by_state"]) == (2, 0, {})
 
 
 def test_agents_lists_and_finds_by_capability(cli: Cli, served: ThreadHub) -> None:

@@ -93,6 +93,8 @@ async def test_a_task_goes_pending_assigned_in_progress_completed(hub: Hub, clie
         task.task_id,
     )
     assert hub.get_channel(task.channel_id).close_reason == "consulting_complete"
+    status = hub.status()
+    assert (status["tasks"], status["tasks_by_state"]) == (1, {"COMPLETED": 1})
     # The result reached the requester as a delivery too.
     await wait_until(
         lambda: any(e.envelope_id == reply.envelope_id for e in seen), what="the reply delivered"

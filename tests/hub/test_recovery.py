@@ -27,6 +27,7 @@ from hubbub import (
     ChannelState,
     ConversationAdapter,
     Envelope,
+    FunctionAgent,
     Hub,
     HubClient,
     InboxBlock,
@@ -463,3 +464,27 @@ def test_snapshot_every_must_be_a_positive_int() -> None:
     for bad in (0, -1, 1.5, True):
         with pytest.raises(UsageError, match="snapshot_every"):
             Hub(snapshot_every=bad)  # type: ignore[arg-type]
+
+
+async def test_the_closing_snapshot_counts_the_reply_that_closed_the_channel(tmp_path: Path) -> None:
+    """The reply that auto-closes a consulting channel is still on its way when the closing
+    snapshot is taken: the snapshot must leave it pending for the asker, or a restart forgets it."""
+    path = tmp_path / "hub.db"
+    hub = await started(path)
+    async with HubClient(LocalLink(hub)) as client:
+        asker = await client.register(name="asker")
+        await client.register(FunctionAgent(lambda turn: "an answer", name="expert"))
+        channel = await asker.open("consulting", "expert")
+        last = (await hub.read_wal(channel.id))[-1].envelope_id
+        await wait_until(lambda: hub.delivery.cursor(asker.agent_id, channel.id) == last)
+        await asker.aclose()  # the asker is gone: the reply stays pending for it
+        await say(hub, channel.id, "asker", "a question")
+        await wait_until(lambda: hub.channels.get(channel.id).metadata.is_terminal())
+        assert hub.governance.inbox.count(asker.agent_id) == 1
+    await hub.aclose()
+
+    again = await started(path)
+    try:
+        assert again.governance.inbox.count(asker.agent_id) == 1
+    finally:
+        await again.aclose()

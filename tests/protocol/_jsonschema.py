@@ -11,7 +11,7 @@ from typing import Any
 
 __all__ = ["ANNOTATIONS", "KEYWORDS", "errors", "keywords_in"]
 
-ANNOTATIONS = frozenset({"$schema", "title", "description", "default", "discriminator"})
+ANNOTATIONS = frozenset({"$schema", "title", "description", "default", "discriminator", "contentEncoding"})
 """Keywords that constrain nothing."""
 
 KEYWORDS = ANNOTATIONS | {

@@ -1,4 +1,5 @@
-"""``hubbub demo`` and ``hubbub serve``: commands that run a hub in this process."""
+"""``hubbub demo``, ``hubbub serve`` and ``hubbub compact``: commands that run in this process,
+on a database file rather than through a hub."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import asyncio
 
 from ._base import Command, Subparsers
+from ._compact import COMPACT, add_retention_flags
 
 __all__ = ["COMMANDS"]
 
@@ -50,6 +52,22 @@ def _add_serve(commands: Subparsers) -> None:
     serve.add_argument(
         "--max-frame-bytes", type=int, help="largest WebSocket frame accepted (default 16 MiB)"
     )
+    add_retention_flags(serve)
+    serve.add_argument(
+        "--retention-every",
+        metavar="DURATION",
+        help="how often to apply the retention flags, a duration (default 1h)",
+    )
+    serve.add_argument(
+        "--ping-interval",
+        type=float,
+        help="seconds between heartbeat pings on each connection, 0 for none (default 20)",
+    )
+    serve.add_argument(
+        "--ping-timeout",
+        type=float,
+        help="seconds without a pong before a connection is dropped and its agents unbound (default 20)",
+    )
     serve.add_argument("--config", help="TOML file with the same settings (flags and HUBBUB_* override it)")
 
 
@@ -60,4 +78,4 @@ def _run_serve(args: argparse.Namespace) -> int:
     return serve_main(flags, args.config)
 
 
-COMMANDS = [Command("demo", _add_demo, _run_demo), Command("serve", _add_serve, _run_serve)]
+COMMANDS = [Command("demo", _add_demo, _run_demo), Command("serve", _add_serve, _run_serve), COMPACT]

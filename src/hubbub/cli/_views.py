@@ -32,12 +32,14 @@ async def _status(remote: Remote, args: argparse.Namespace) -> int:
         return EXIT_OK
     by_state = status.get("channels_by_state") or {}
     states = ", ".join(f"{count} {state}" for state, count in sorted(by_state.items()))
+    tasks = ", ".join(f"{n} {state}" for state, n in sorted((status.get("tasks_by_state") or {}).items()))
     rows = [
         ("hub", remote.url),
         ("hub id", str(status.get("hub_id", "-"))),
         ("up since", f"{when(status.get('started_at'))} UTC{_uptime(status.get('started_at'))}"),
-        ("agents", str(status.get("agents", 0))),
+        ("agents", f"{status.get('agents', 0)} ({status.get('connected', 0)} connected)"),
         ("channels", f"{status.get('channels', 0)}" + (f" ({states})" if states else "")),
+        ("tasks", f"{status.get('tasks', 0)}" + (f" ({tasks})" if tasks else "")),
         ("channel types", ", ".join(status.get("adapters") or [])),
         ("round trip", f"{round_trip_ms:.1f} ms"),
     ]

@@ -40,6 +40,7 @@ from ..model.turn import PendingTurn, TurnContext
 from ._convert import as_type
 from ._lane import DONE_MEMORY, Lane
 from .channel import Channel
+from .checkpoints import HubBackedCheckpointStore
 from .task_mirror import TaskMirror
 
 if TYPE_CHECKING:
@@ -104,6 +105,12 @@ class AgentClient:
         if self._task_mirror is None:
             self._task_mirror = TaskMirror(self)
         return self._task_mirror
+
+    @property
+    def checkpoints(self) -> HubBackedCheckpointStore:
+        """Task checkpoints kept by the hub, saved and read as this agent (see
+        :class:`~hubbub.client.checkpoints.HubBackedCheckpointStore`)."""
+        return HubBackedCheckpointStore(self.hub_client, agent_id=self.agent_id)
 
     # sending
 

@@ -20,8 +20,9 @@ op), so these ops translate onto it:
 * ``fire_task_event`` becomes an audit record ``task_event`` (reason: its kind).
 
 The owner must be an agent bound to the calling connection, as for every
-agent-scoped op. ``get_task``, ``list_tasks``, ``checkpoint_task`` and
-``read_task_checkpoint`` are not served: hubbub keeps no ag2-style task record.
+agent-scoped op. ``get_task`` and ``list_tasks`` are not served: hubbub keeps
+no ag2-style task record. ``checkpoint_task`` and ``read_task_checkpoint`` are
+served by ``hub/_checkpoint_ops.py``.
 """
 
 from __future__ import annotations

@@ -190,9 +190,10 @@ class Channels:
         stamped, durable = self._commit(record, envelope)
         if key is not None:
             record.idempotency[(sender_id, key)] = stamped.envelope_id
-        followups = self._apply(record, stamped)
+        # In flight before its effects: a closing snapshot taken by _apply must see it as pending.
         record.inflight.add(stamped.envelope_id)
         try:
+            followups = self._apply(record, stamped)
             if durable is not None:
                 await durable
             self._dispatcher.deliver(stamped, sender, recipients, substantive=not bypass, skip=skip)

@@ -9,30 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
-
-import msgspec
 
 from ..adapters.base import AgentReply, ChannelAdapter
 from ..adapters.registry import AdapterRegistry
 from ..auth import AuthRegistry
-from ..errors import AuthError, ChannelRuleError, UsageError
-from ..model._time import iso_now, to_iso
+from ..errors import ChannelRuleError, UsageError
+from ..model._time import to_iso
 from ..model.channel import ChannelMetadata, ChannelState, Expectation
 from ..model.envelope import EV_TEXT, Envelope
-from ..model.identity import Passport, Resume
 from ..model.ids import MonotonicIds, make_id
-from ..model.rule import Rule, validate_rule
-from ..model.task import TaskEvent
 from ..model.turn import PendingTurn, TurnContext
-from ..storage.base import AgentRecord, Store
+from ..storage.base import Store
 from ..storage.memory import MemoryStore
+from ..storage.retention import CompactionReport, RetentionPolicy
 from .arbiter import HubArbiter
 from .audit import AuditLog
 from .broadcast import Broadcasts
 from .channels import Channels
+from .checkpoints import Checkpoints
 from .deadlines import Deadlines
 from .delegation import Delegations
 from .delegation_api import DelegationApi
@@ -40,11 +38,13 @@ from .delivery import Delivery, Endpoint
 from .dispatch import Dispatcher
 from .expectations import Expectations, ViolationHandler
 from .governance import Governance
+from .identity_api import IdentityApi
 from .lifecycle import Lifecycle
 from .listeners import HubListener, Listeners
 from .recovery import Recovery
 from .redelivery import MAX_DELIVERY_ATTEMPTS, NACK_BACKOFF, Redelivery
 from .registry import Registry
+from .retention import compact
 from .snapshots import SNAPSHOT_EVERY
 from .tasks import TaskBook
 from .turns import Turns
@@ -52,7 +52,7 @@ from .turns import Turns
 __all__ = ["Hub"]
 
 
-class Hub(DelegationApi):
+class Hub(IdentityApi, DelegationApi):
     """An agent hub. ``store`` defaults to a :class:`MemoryStore`.
 
     ``invite_ack_timeout`` (seconds) bounds how long an open waits for invitees.
@@ -124,6 +124,7 @@ class Hub(DelegationApi):
         self.delegations = Delegations(self)
         self.listeners.add(self.delegations)
         self.broadcasts = Broadcasts(self)
+        self.checkpoints = Checkpoints(self)
         self._recovery = Recovery(self)
         self._started = False
         self._started_at = 0.0
@@ -161,6 +162,12 @@ class Hub(DelegationApi):
     def _open_channels(self, agent_id: str) -> int:
         return self.channels.open_count(agent_id)
 
+    async def compact(self, policy: RetentionPolicy, *, dry_run: bool = False) -> CompactionReport:
+        """Drop closed channels' WALs and audit records ``policy`` no longer retains, keeping
+        what this hub still needs (see :mod:`hubbub.hub.retention`); ``hubbub serve`` calls it
+        periodically when told to retain less than everything."""
+        return await compact(self.store, policy, hub=self, dry_run=dry_run)
+
     def register_arbiter(self, arbiter: HubArbiter) -> None:
         """Consult ``arbiter`` before register, open, send and dispatch, after the rule-based one."""
         self.governance.add_arbiter(arbiter)
@@ -180,137 +187,6 @@ class Hub(DelegationApi):
     def register_adapter(self, adapter: ChannelAdapter, *, replace: bool = False) -> None:
         """Add a channel type (see :class:`~hubbub.adapters.ChannelAdapter`)."""
         self.adapters.register(adapter, replace=replace)
-
-    # identity and discovery
-
-    async def register(
-        self,
-        passport: Passport,
-        resume: Resume | None = None,
-        *,
-        rule: Rule | None = None,
-        skill_md: str | None = None,
-    ) -> Passport:
-        """Add an agent; returns its passport with ``agent_id`` and ``created_at`` stamped."""
-        if not passport.name or not isinstance(passport.name, str):
-            raise UsageError("a passport needs a non-empty name")
-        if self.registry.id_for_name(passport.name) is not None:
-            raise UsageError(
-                f"an agent named {passport.name!r} is already registered; pick another name, "
-                "or attach to the existing identity with HubClient.attach()",
-                reason="name_taken",
-            )
-        self.governance.check_register(passport)
-        await self.auth.check(passport, passport.auth.scheme, passport.auth.claim)
-        # The claim proved the right to this identity; keep the scheme, never the secret.
-        stamped = msgspec.structs.replace(
-            passport,
-            agent_id=make_id(),
-            created_at=iso_now(),
-            auth=msgspec.structs.replace(passport.auth, claim={}),
-        )
-        record = AgentRecord(
-            passport=stamped,
-            # observed is the hub's track record: a new agent starts without one.
-            resume=msgspec.structs.replace(resume or Resume(), observed={}, last_updated=iso_now()),
-            rule=validate_rule(rule or Rule()),
-            skill_md=skill_md,
-        )
-        await self.store.put_agent(record)
-        self.registry.add(record)
-        self._agent_event("registered", stamped)
-        return stamped
-
-    def _agent_event(self, kind: str, passport: Passport, **data: Any) -> None:
-        if self.listeners.wants("on_agent_event"):
-            self.listeners.emit("on_agent_event", kind, passport)
-        if kind in ("registered", "unregistered", "resume_set", "rule_set"):
-            audit_kind = kind if kind.endswith("_set") else f"agent_{kind}"
-            self.governance.audit(audit_kind, actor=passport.agent_id, agent_id=passport.agent_id, data=data)
-
-    async def authenticate(self, name: str, scheme: str, claim: Mapping[str, Any]) -> Passport:
-        """The passport of ``name`` if ``claim`` under ``scheme`` proves the right to act as it."""
-        passport = self.registry.get(name).passport
-        if passport.auth.scheme != scheme:
-            raise AuthError(
-                f"{name} is registered with auth scheme {passport.auth.scheme!r}, not {scheme!r}",
-                agent_id=passport.agent_id,
-                reason="scheme_mismatch",
-            )
-        await self.auth.check(passport, scheme, claim)
-        return passport
-
-    async def unregister(self, agent_id: str) -> None:
-        """Remove an agent from the directory (its channels and WAL stay)."""
-        record = self.registry.remove(self.registry.get(agent_id).passport.agent_id or agent_id)
-        assert record.passport.agent_id is not None
-        if self.delivery.endpoint_of(record.passport.agent_id) is not None:
-            self.delivery.unbind(record.passport.agent_id)
-            self._agent_event("disconnected", record.passport)
-        self.tasks.forget(record.passport.agent_id)
-        await self.store.delete_agent(record.passport.agent_id)
-        self._agent_event("unregistered", record.passport)
-
-    def get_agent(self, name_or_id: str) -> Passport:
-        """An agent's passport by name or id."""
-        return self.registry.get(name_or_id).passport
-
-    def get_resume(self, agent_id: str) -> Resume:
-        return self.registry.get(agent_id).resume
-
-    def get_rule(self, agent_id: str) -> Rule:
-        return self.registry.get(agent_id).rule
-
-    async def set_resume(self, agent_id: str, resume: Resume) -> None:
-        """Replace what ``agent_id`` claims. ``resume.observed`` is ignored: the hub's track
-        record (folded from task outcomes, see :meth:`record_task_event`) stays as it is."""
-        record = self.registry.get(agent_id)
-        updated = msgspec.structs.replace(
-            record,
-            resume=msgspec.structs.replace(resume, observed=record.resume.observed, last_updated=iso_now()),
-        )
-        # Registry first, with no await since the read, so a task outcome folded
-        # meanwhile is not overwritten by this record.
-        self.registry.add(updated)
-        await self.store.put_agent(updated)
-
-    async def set_rule(self, agent_id: str, rule: Rule) -> None:
-        record = self.registry.get(agent_id)
-        updated = msgspec.structs.replace(record, rule=validate_rule(rule))
-        # Registry first (no await since the read), so a track record folded meanwhile survives.
-        self.registry.add(updated)
-        await self.store.put_agent(updated)
-        self._agent_event("rule_set", updated.passport, rule=msgspec.to_builtins(updated.rule))
-
-    async def record_task_event(
-        self,
-        agent_id: str,
-        task_id: str,
-        kind: str,
-        *,
-        capabilities: list[str] | None = None,
-        duration_ms: float | None = None,
-        error: str | None = None,
-    ) -> TaskEvent:
-        """One step (``started``, ``succeeded``, ``failed``) of a task ``agent_id`` mirrors.
-
-        Results update ``Resume.observed`` per capability tag, which discovery
-        ranks by; listeners get ``on_task_event``. See :class:`~hubbub.hub.tasks.TaskBook`
-        for the rules and errors.
-        """
-        return await self.tasks.record(
-            agent_id, task_id, kind, capabilities=capabilities, duration_ms=duration_ms, error=error
-        )
-
-    def list_agents(
-        self, *, capability: str | None = None, kind: str | None = None, limit: int = 50
-    ) -> list[Passport]:
-        """Passports, optionally only those claiming ``capability`` (best first)."""
-        return [r.passport for r in self.registry.select(capability=capability, kind=kind, limit=limit)]
-
-    def discover(self, capability: str, *, limit: int = 10) -> list[Passport]:
-        """Agents claiming ``capability``, ranked: exact claim, success rate, latency."""
-        return [r.passport for r in self.registry.discover(capability, limit=limit)]
 
     # channels
 
@@ -492,15 +368,17 @@ class Hub(DelegationApi):
         return sent
 
     def status(self) -> dict[str, Any]:
-        """Counters for operators: agents, connected agents, channels by state."""
-        by_state: dict[str, int] = {}
-        for record in self.channels.all():
-            by_state[record.metadata.state.value] = by_state.get(record.metadata.state.value, 0) + 1
+        """Counters for operators: agents (and how many are connected), channels and tasks by state."""
+        channels = Counter(record.metadata.state.value for record in self.channels.all())
+        tasks = Counter(task.state for task in self.delegations.records.tasks.values())
         return {
             "hub_id": self.hub_id,
             "started_at": to_iso(self._started_at) if self._started_at else None,
             "agents": len(self.registry),
+            "connected": len(self.delivery.endpoints),
             "channels": len(self.channels),
-            "channels_by_state": by_state,
+            "channels_by_state": dict(channels),
+            "tasks": sum(tasks.values()),
+            "tasks_by_state": dict(tasks),
             "adapters": self.adapters.types(),
         }

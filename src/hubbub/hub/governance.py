@@ -97,6 +97,10 @@ class Inbox:
         queue = self._queues.get((agent_id, channel_id))
         return queue[0] if queue else None
 
+    def pending_channels(self) -> set[str]:
+        """Channels holding an envelope some agent has not acked yet."""
+        return {channel_id for (_, channel_id), queue in self._queues.items() if queue}
+
     def add(self, agent_id: str, channel_id: str, envelope_id: str) -> int:
         """Count one more pending envelope; returns the new count."""
         key = (agent_id, channel_id)

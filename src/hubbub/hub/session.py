@@ -23,7 +23,7 @@ from ..model.rule import Rule
 from ..model.task import TaskEvent
 from ..model.turn import PendingTurn
 from ..protocol.ops import AG2_OPS
-from . import _ag2_tasks, _delegation_ops, _ops_admin
+from . import _ag2_tasks, _checkpoint_ops, _delegation_ops, _ops_admin
 from ._params import as_type as _as
 from ._params import count as _count
 from ._params import opt_dict as _opt_dict
@@ -56,7 +56,7 @@ class Session:
             if op in AG2_OPS:
                 raise ProtocolError(
                     f"op {op!r} is not served by this hub: hubbub keeps no ag2-style task records "
-                    "or task checkpoints (mirrored tasks feed Resume.observed through "
+                    "(mirrored tasks feed Resume.observed through "
                     "observe_task / update_task; delegated tasks are read with task_status / task_list)"
                 )
             raise ProtocolError(f"unknown op {op!r}; known ops: {', '.join(sorted(_OPS))}")
@@ -65,16 +65,24 @@ class Session:
         return await handler(self, params)
 
     async def receipt(
-        self, envelope_id: str, status: str, recipient_id: str, channel_id: str, reason: str = ""
+        self,
+        envelope_id: str,
+        status: str,
+        recipient_id: str,
+        channel_id: str,
+        reason: str = "",
+        *,
+        delivered: bool = False,
     ) -> None:
         """An ack advances ``recipient_id``'s cursor; a nack leaves it (the envelope is replayed).
 
         Only an envelope of that channel addressed to that recipient can be acked:
         a receipt for anything else would move the cursor past what it never got.
+        ``delivered``: the transport itself handed exactly this envelope of this
+        channel to this recipient, so the store need not be asked.
         """
         self._require_bound(recipient_id)
-        envelope = await self.hub.store.get_envelope(channel_id, envelope_id) if channel_id else None
-        if envelope is None or not self.hub.dispatcher.replayable(envelope, recipient_id):
+        if not delivered and not await self._was_delivered(envelope_id, recipient_id, channel_id):
             raise ProtocolError(
                 f"receipt for envelope {envelope_id!r} in channel {channel_id!r}: it was never delivered "
                 f"to {recipient_id} (check envelope_id, channel_id and recipient_id)",
@@ -86,6 +94,12 @@ class Session:
             await self.hub.ack(recipient_id, channel_id, envelope_id)
         else:
             self.hub.nack(recipient_id, channel_id, envelope_id, reason)
+
+    async def _was_delivered(self, envelope_id: str, recipient_id: str, channel_id: str) -> bool:
+        if not channel_id:
+            return False
+        envelope = await self.hub.store.get_envelope(channel_id, envelope_id)
+        return envelope is not None and self.hub.dispatcher.replayable(envelope, recipient_id)
 
     def bind(self, agent_id: str) -> None:
         self.bound.add(agent_id)
@@ -390,4 +404,10 @@ _OPS: dict[str, Op] = {
     "task_list": _delegation_ops.task_list,
     "task_cancel": _delegation_ops.task_cancel,
     "broadcast": _delegation_ops.broadcast,
+    "checkpoint_task": _checkpoint_ops.checkpoint_task,
+    "read_task_checkpoint": _checkpoint_ops.read_task_checkpoint,
+    "checkpoint_put": _checkpoint_ops.checkpoint_put,
+    "checkpoint_get": _checkpoint_ops.checkpoint_get,
+    "checkpoint_list": _checkpoint_ops.checkpoint_list,
+    "checkpoint_delete": _checkpoint_ops.checkpoint_delete,
 }

@@ -20,6 +20,10 @@ __all__ = [
     "POST_REPLY",
     "REPLAY",
     "CAN_SEND",
+    "CHECKPOINT_DELETE",
+    "CHECKPOINT_GET",
+    "CHECKPOINT_LIST",
+    "CHECKPOINT_PUT",
     "CHECKPOINT_TASK",
     "CLOSE_CHANNEL",
     "CREATE_CHANNEL",
@@ -136,9 +140,11 @@ RECORD_OBSERVATION: Final = "record_observation"
 FIRE_TASK_EVENT: Final = "fire_task_event"
 """``{task_id, kind, payload?}`` → ``None``: an audit record ``task_event`` (reason: ``kind``)."""
 CHECKPOINT_TASK: Final = "checkpoint_task"
-"""``{task_id, state}`` → ``None``: stores the task's checkpoint durably. Not served yet."""
+"""``{task_id, state}`` → ``None``: stores ``state`` (a JSON object) as the task's checkpoint,
+durably, replacing the last one. The caller acts as the agents bound to its connection; see
+``checkpoint_put`` for who may."""
 READ_TASK_CHECKPOINT: Final = "read_task_checkpoint"
-"""``{task_id}`` → the last checkpoint state or ``None``. Not served yet."""
+"""``{task_id}`` → the last checkpoint's ``state`` or ``None`` if the task has none."""
 
 # hubbub's own.
 TURN_CONTEXT: Final = "turn_context"
@@ -191,6 +197,23 @@ TASK_CANCEL: Final = "task_cancel"
 BROADCAST: Final = "broadcast"
 """``{agent_id, text, capability?}`` → ``{"recipients": int}``: one text to every connected agent
 (claiming ``capability``, if given). Agent-scoped."""
+
+# Task checkpoints (hubbub's own; hub/checkpoints.py). ``agent_id`` is optional: without it the
+# caller acts as every agent bound to its connection. A delegated task's checkpoint is its requester's
+# and its worker's; any other task id's is the agent's that saved its first checkpoint.
+CHECKPOINT_PUT: Final = "checkpoint_put"
+"""``{task_id, state? | blob?, agent_id?}`` → ``CheckpointInfo`` ``{task_id, owner_id, version, size,
+kind, saved_at}``: replace the task's checkpoint with ``state`` (a JSON object) or ``blob`` (bytes,
+base64 in JSON); returns once it is durable. Over the hub's size limit: ``protocol_error``
+(reason ``checkpoint_too_large``)."""
+CHECKPOINT_GET: Final = "checkpoint_get"
+"""``{task_id, agent_id?}`` → the latest ``Checkpoint`` (the info plus ``state`` or ``blob``), or
+``None`` if the task has none."""
+CHECKPOINT_LIST: Final = "checkpoint_list"
+"""``{agent_id?}`` → list of ``CheckpointInfo``: every checkpoint the caller may read, by task id."""
+CHECKPOINT_DELETE: Final = "checkpoint_delete"
+"""``{task_id, agent_id?}`` → the deleted checkpoint's ``CheckpointInfo``; ``not_found`` (reason
+``no_checkpoint``) if the task has none."""
 
 AG2_OPS: frozenset[str] = frozenset(
     {
@@ -247,6 +270,10 @@ HUBBUB_OPS: frozenset[str] = frozenset(
         TASK_LIST,
         TASK_CANCEL,
         BROADCAST,
+        CHECKPOINT_PUT,
+        CHECKPOINT_GET,
+        CHECKPOINT_LIST,
+        CHECKPOINT_DELETE,
     }
 )
 """Operations only hubbub clients send."""

@@ -23,6 +23,7 @@ import msgspec
 from ..adapters.base import AgentReply
 from ..model.audit import AuditRecord
 from ..model.channel import ChannelMetadata
+from ..model.checkpoint import Checkpoint, CheckpointInfo
 from ..model.delegation import DelegatedTask
 from ..model.envelope import Envelope
 from ..model.identity import AgentInfo, Passport, Resume
@@ -46,6 +47,8 @@ RECORD_TYPES: tuple[type[msgspec.Struct], ...] = (
     TaskEvent,
     AgentInfo,
     DelegatedTask,
+    CheckpointInfo,
+    Checkpoint,
 )
 """Records carried in ``params`` and ``result``, listed in ``$defs`` besides the frames."""
 

@@ -244,6 +244,9 @@ def open_database(path: str, durability: Durability) -> sqlite3.Connection:
     conn = connect(path, durability)
     try:
         _verify(conn, path)
+        if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
+            # A new file: let compaction hand freed pages back cheaply (only settable before any table).
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise _fail(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import sqlite3
 import threading
@@ -47,6 +48,7 @@ __all__ = [
     "FLUSH_AT",
     "AUDIT",
     "CHANNEL",
+    "COMPACT",
     "CURSOR",
     "DELETE",
     "KV_DELETE",
@@ -59,7 +61,10 @@ __all__ = [
     "Writer",
 ]
 
-APPEND, PUT_AGENT, DELETE, CHANNEL, CURSOR, AUDIT, KV_PUT, KV_DELETE = range(8)
+APPEND, PUT_AGENT, DELETE, CHANNEL, CURSOR, AUDIT, KV_PUT, KV_DELETE, COMPACT = range(9)
+"""Write ops. ``COMPACT``'s row is ``(job, after)``: ``job(conn)`` runs inside the transaction,
+after every other write of it; ``after(conn)``, if not None, once it has committed (its errors
+are logged, not fatal: it may only tidy, such as ``PRAGMA incremental_vacuum``)."""
 MAX_BATCH = 2048
 """Most writes in one transaction (whole batches only): bounds commit latency under a flood."""
 FLUSH_AT = 256
@@ -69,6 +74,9 @@ MAX_ROWS = 1024
 """Most rows in one statement (fewer if SQLite allows fewer parameters)."""
 
 Op = tuple[int, Any]
+Job = Callable[[sqlite3.Connection], None]
+
+log = logging.getLogger("hubbub.storage")
 
 
 class Durable(asyncio.Future[None]):
@@ -86,13 +94,15 @@ class Durable(asyncio.Future[None]):
 class Batch:
     """Writes in the order they were made, and the future they share."""
 
-    __slots__ = ("envelopes", "future", "ops", "stop")
+    __slots__ = ("compacts", "envelopes", "future", "ops", "stop")
 
     def __init__(self, future: Durable, *, stop: bool = False) -> None:
         self.future = future
         self.ops: list[Op] = []
         self.envelopes: list[Any] = []
         """The envelopes of its APPEND ops, in order (the store caches them once committed)."""
+        self.compacts = False
+        """Whether it holds a COMPACT op (which may empty channels' WALs)."""
         self.stop = stop
 
 
@@ -167,6 +177,7 @@ class Writer:
         cursors: dict[tuple[str, str], tuple[Any, ...]] = {}
         audit: list[tuple[Any, ...]] = []
         kv: dict[str, bytes | None] = {}
+        jobs: list[tuple[Job, Job | None]] = []
         for op, row in ops:
             if op == APPEND:
                 wal.append(row)
@@ -188,6 +199,8 @@ class Writer:
                 kv[row[0]] = row[1]
             elif op == KV_DELETE:
                 kv[row[0]] = None
+            elif op == COMPACT:
+                jobs.append(row)
             else:
                 agents.append((op, row))
         conn = self._conn
@@ -206,12 +219,20 @@ class Writer:
                 _insert(conn, INSERT_AUDIT, audit)
             if kv:
                 _write_kv(conn, kv)
+            for job, _ in jobs:
+                job(conn)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
         self.commits += 1
+        for _, after in jobs:
+            if after is not None:
+                try:
+                    after(conn)
+                except sqlite3.Error as exc:
+                    log.warning("tidying hubbub database %s after a compaction failed: %s", self._path, exc)
 
 
 def _insert(conn: sqlite3.Connection, insert: MultiRowInsert, rows: list[tuple[Any, ...]]) -> None:

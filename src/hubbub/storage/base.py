@@ -15,11 +15,13 @@ from collections.abc import Awaitable
 
 import msgspec
 
+from ..errors import UsageError
 from ..model.audit import AuditQuery, AuditRecord
 from ..model.channel import ChannelMetadata
 from ..model.envelope import Envelope
 from ..model.identity import Passport, Resume
 from ..model.rule import Rule
+from .retention import CompactionReport, RetentionPolicy
 
 __all__ = ["AgentRecord", "Store"]
 
@@ -136,6 +138,18 @@ class Store(abc.ABC):
     async def read_audit(self, query: AuditQuery) -> list[AuditRecord]:
         """Audit records matching ``query``, oldest first (by ``at``; equal times in write order);
         the first ``limit`` of them, or the last with ``query.tail``."""
+
+    # retention
+    async def compact(
+        self, policy: RetentionPolicy, *, dry_run: bool = False, now: float | None = None
+    ) -> CompactionReport:
+        """Drop what ``policy`` no longer retains (see :mod:`hubbub.storage.retention`); with
+        ``dry_run``, only count it. ``now`` (POSIX time) is the clock ages are measured against.
+
+        Safe while a hub runs on the store: deletes are placed in order with every other write.
+        Stores that cannot compact raise :class:`~hubbub.errors.UsageError`.
+        """
+        raise UsageError(f"{type(self).__name__} does not support compaction")
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Flush and release resources."""

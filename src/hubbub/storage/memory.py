@@ -6,22 +6,28 @@ channel are strictly increasing, so ``since``/``until`` cursors are bisects.
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_right
 from collections.abc import Awaitable
 
+import msgspec
+
 from ..errors import StorageError
+from ..model._time import iso_now, to_iso
 from ..model.audit import AuditQuery, AuditRecord
 from ..model.channel import ChannelMetadata
 from ..model.envelope import Envelope
 from .base import AgentRecord, Store
+from .retention import COMPACTED_PREFIX, CompactionReport, RetentionPolicy, closed_before
 
 __all__ = ["MemoryStore"]
 
 
 class _Wal:
-    __slots__ = ("by_causation", "by_key", "envelopes", "ids", "index")
+    __slots__ = ("by_causation", "by_key", "envelopes", "floor", "ids", "index")
 
-    def __init__(self) -> None:
+    def __init__(self, floor: str | None = None) -> None:
+        self.floor = floor  # the last id before a compaction emptied it: ids still strictly increase
         self.envelopes: list[Envelope] = []
         self.ids: list[str] = []
         self.index: dict[str, int] = {}
@@ -60,10 +66,10 @@ class MemoryStore(Store):
         wal = self._wals.get(envelope.channel_id)
         if wal is None:
             wal = self._wals[envelope.channel_id] = _Wal()
-        ids = wal.ids
-        if ids and envelope.envelope_id <= ids[-1]:
+        last = wal.ids[-1] if wal.ids else wal.floor
+        if last is not None and envelope.envelope_id <= last:
             raise StorageError(
-                f"envelope {envelope.envelope_id!r} cannot follow {ids[-1]!r} in channel "
+                f"envelope {envelope.envelope_id!r} cannot follow {last!r} in channel "
                 f"{envelope.channel_id}: envelope ids in a channel must strictly increase "
                 "(stamp envelopes with the hub's MonotonicIds)",
                 channel_id=envelope.channel_id,
@@ -142,6 +148,45 @@ class MemoryStore(Store):
 
     async def append_audit(self, record: AuditRecord) -> None:
         self._audit.append(record)
+
+    async def compact(
+        self, policy: RetentionPolicy, *, dry_run: bool = False, now: float | None = None
+    ) -> CompactionReport:
+        now = time.time() if now is None else now
+        compacted: list[str] = []
+        envelopes = 0
+        if policy.closed_wal_after is not None:
+            cutoff = now - policy.closed_wal_after
+            for channel_id, metadata in self._channels.items():
+                wal = self._wals.get(channel_id)
+                if wal is None or not wal.envelopes or channel_id in policy.keep_channels:
+                    continue
+                if closed_before(metadata, cutoff):
+                    compacted.append(channel_id)
+                    envelopes += len(wal.envelopes)
+                    if not dry_run:
+                        self._wals[channel_id] = _Wal(floor=wal.ids[-1])
+                        mark = {"at": iso_now(), "envelopes": len(wal.envelopes)}
+                        self._kv[COMPACTED_PREFIX + channel_id] = msgspec.json.encode(mark)
+        kept = self._audit
+        if policy.audit_after is not None:
+            before = to_iso(now - policy.audit_after)
+            kept = [record for record in kept if record.at >= before]
+        if policy.audit_max_rows is not None and len(kept) > policy.audit_max_rows:
+            excess = len(kept) - policy.audit_max_rows
+            oldest = sorted(range(len(kept)), key=lambda i: kept[i].at)[:excess]  # stable: write order
+            dropped = set(oldest)
+            kept = [record for i, record in enumerate(kept) if i not in dropped]
+        audit = len(self._audit) - len(kept)
+        if not dry_run:
+            self._audit = kept
+        return CompactionReport(
+            channels=len(compacted),
+            envelopes=envelopes,
+            audit_records=audit,
+            dry_run=dry_run,
+            channel_ids=tuple(compacted),
+        )
 
     async def read_audit(self, query: AuditQuery) -> list[AuditRecord]:
         found = [record for record in self._audit if query.matches(record)]

@@ -12,6 +12,7 @@ import asyncio
 import os
 import sqlite3
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -23,12 +24,14 @@ from ..model.audit import AuditQuery, AuditRecord
 from ..model.channel import ChannelMetadata
 from ..model.envelope import Envelope
 from . import _sqlite_schema as sql
+from ._sqlite_compact import CompactionJob
 from ._sqlite_recent import RecentEnvelopes, Unknown
 from ._sqlite_schema import Durability, connect, open_database
 from ._sqlite_writer import (
     APPEND,
     AUDIT,
     CHANNEL,
+    COMPACT,
     CURSOR,
     DELETE,
     FLUSH_AT,
@@ -40,6 +43,7 @@ from ._sqlite_writer import (
     Writer,
 )
 from .base import AgentRecord, Store
+from .retention import CompactionReport, RetentionPolicy
 
 if sys.platform != "win32":
     import fcntl
@@ -134,6 +138,10 @@ class SqliteStore(Store):
     # writes: batched per event-loop turn in call order, each awaitable until its transaction commits
 
     def _submit(self, op: int, row: tuple[Any, ...], envelope: Envelope | None = None) -> Durable:
+        return self._place(op, row, envelope).future
+
+    def _place(self, op: int, row: tuple[Any, ...], envelope: Envelope | None = None) -> Batch:
+        """Add one write to this turn's batch (opening it if need be); the batch it went into."""
         if self._closed:
             raise StorageError(
                 f"SqliteStore({self.path}) is closed; open a new store to write", reason="closed"
@@ -148,7 +156,7 @@ class SqliteStore(Store):
             batch.envelopes.append(envelope)
         if len(batch.ops) >= FLUSH_AT:
             self._flush(batch)
-        return batch.future
+        return batch
 
     def _open_batch(self) -> Batch:
         if self._batch is not None:
@@ -170,6 +178,10 @@ class SqliteStore(Store):
             future = batch.future
             if error is None:
                 self._recent.add(batch.envelopes)
+                if batch.compacts:
+                    # It may have emptied channels: start over from what is placed (ids placed but
+                    # not yet committed only make a floor higher than needed, never wrong).
+                    self._recent = RecentEnvelopes(self._last_ids)
                 if not future.done():
                     future.set_result(None)
             elif not future.done():
@@ -373,6 +385,27 @@ class SqliteStore(Store):
         else:
             text += " ORDER BY at, seq LIMIT ?"
         return await self._read(self._load, self._decode_audit, text, "audit record", params)
+
+    # retention
+
+    async def compact(
+        self, policy: RetentionPolicy, *, dry_run: bool = False, now: float | None = None
+    ) -> CompactionReport:
+        """Run by the writer in order with every other write, so a running hub may call it.
+
+        A failed compaction changes nothing and raises :class:`StorageError`; the store goes on.
+        """
+        job = CompactionJob(policy, now=time.time() if now is None else now, dry_run=dry_run)
+        batch = self._place(COMPACT, (job, job.vacuum))
+        batch.compacts = True
+        await batch.future
+        if job.error is not None:
+            raise StorageError(
+                f"compacting hubbub database {self.path} failed ({job.error}); nothing was dropped",
+                reason="compact_failed",
+            ) from job.error
+        assert job.report is not None
+        return job.report
 
     # closing
 

@@ -6,9 +6,12 @@
 handled in arrival order; anything malformed gets an ``error`` frame (or a
 failed ``response`` when it still names its ``request_id``) and the
 connection stays open. Frames out: everything goes through one bounded
-outbox, drained by one writer task that writes whatever has piled up in one
-syscall. A full outbox means the peer reads too slowly: the connection is
-closed with 1013 and its agents unbound; they re-attach and replay.
+outbox, flushed once per event-loop turn (a callback, not a task wake-up):
+every frame queued during the turn is framed and written in one syscall.
+While the socket's buffer is full (the peer reads slowly) a writer task waits
+for it to drain and flushes again. A full outbox means the peer reads too
+slowly: the connection is closed with 1013 and its agents unbound; they
+re-attach and replay.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 import msgspec
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from ..errors import HubbubError, ProtocolError
 from ..hub.core import Hub
@@ -43,13 +47,15 @@ from ..protocol.frames import (
     WelcomeFrame,
 )
 
-__all__ = ["CLOSE_TRY_AGAIN_LATER", "CoalescingConnection", "Connection"]
+__all__ = ["CLOSE_TRY_AGAIN_LATER", "Connection"]
 
 log = logging.getLogger("hubbub.transport.ws")
 
 CLOSE_TRY_AGAIN_LATER = 1013
 _CLOSE_TIMEOUT = 10.0
 _BATCH_BYTES = 256 * 1024
+_REMEMBERED = 512
+"""Deliveries a connection remembers, so receipts for them are checked without reading the store."""
 _ANY = msgspec.json.Decoder()
 
 
@@ -61,24 +67,6 @@ def _encoded(item: bytes | NotifyFrame) -> bytes:
     except ProtocolError:
         log.exception("dropped an envelope that cannot be encoded")
         return b""
-
-
-class CoalescingConnection(ServerConnection):
-    """Writes every frame queued since the last write in one ``transport.write``."""
-
-    def send_data(self) -> None:
-        chunks = self.protocol.data_to_send()
-        if len(chunks) > 1 and all(chunks):
-            self.transport.write(b"".join(chunks))
-            return
-        for data in chunks:  # the base class's handling of b"" (end of stream)
-            if data:
-                self.transport.write(data)
-            elif self.transport.can_write_eof():
-                with contextlib.suppress(Exception):
-                    self.transport.write_eof()
-            else:
-                self.transport.close()
 
 
 class Connection:
@@ -94,9 +82,12 @@ class Connection:
         self.outbox_size = outbox_size
         self.max_inflight = max_inflight_requests
         self.inflight: set[asyncio.Task[None]] = set()
+        self._delivered: dict[tuple[str, str, str], None] = {}  # (recipient, channel, envelope), oldest first
         self.requests = 0
         self.closing = False
-        self._wakeup = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._flush_pending = False
+        self._wakeup = asyncio.Event()  # the socket's buffer is full: the writer waits for it to drain
         self._roomy = asyncio.Event()
         self._roomy.set()
         self._writer: asyncio.Task[None] | None = None
@@ -106,6 +97,10 @@ class Connection:
 
     def deliver(self, envelope: Envelope, recipient_id: str) -> None:
         """Queue a notify frame; never blocks or raises (a full outbox closes the connection)."""
+        delivered = self._delivered
+        delivered[(recipient_id, envelope.channel_id, envelope.envelope_id)] = None
+        if len(delivered) > _REMEMBERED:
+            del delivered[next(iter(delivered))]
         self._enqueue(NotifyFrame(envelope, recipient_id))
 
     async def writable(self) -> None:
@@ -121,8 +116,9 @@ class Connection:
             self._overflow()
             return
         self.outbox.append(item)
-        if len(self.outbox) == 1:
-            self._wakeup.set()
+        if not self._flush_pending:
+            self._flush_pending = True
+            self._loop.call_soon(self._flush)
 
     def _send(self, frame: ErrorFrame | ResponseFrame | WelcomeFrame | PongFrame) -> None:
         self._enqueue(encode_frame(frame))
@@ -155,7 +151,6 @@ class Connection:
 
     async def run(self) -> None:
         """Serve the connection until it closes; then unbind its agents."""
-        self._writer = asyncio.get_running_loop().create_task(self._write())
         try:
             while True:
                 try:
@@ -166,9 +161,10 @@ class Connection:
         finally:
             self.closing = True
             self.session.close()
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
+            if self._writer is not None:
+                self._writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._writer
             if self._closer is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._closer
@@ -178,32 +174,48 @@ class Connection:
                 await asyncio.gather(*self.inflight, return_exceptions=True)
             self.session.close()
 
+    def _flush(self) -> None:
+        """Frame everything queued (up to a batch) and write it in one go; no await."""
+        self._flush_pending = False
+        ws, outbox = self.ws, self.outbox
+        if self.closing or not outbox or self._wakeup.is_set():
+            return
+        if ws.paused:  # the peer is behind: a writer task waits for the buffer to drain
+            self._wakeup.set()
+            if self._writer is None:
+                self._writer = self._loop.create_task(self._write())
+            return
+        protocol = ws.protocol
+        if protocol.state is not State.OPEN:
+            return  # closing: the read loop ends and cleans up
+        try:
+            size = 0
+            while outbox and size < _BATCH_BYTES:
+                if data := _encoded(outbox.popleft()):
+                    protocol.send_text(data)
+                    size += len(data)
+            ws.send_data()
+        except Exception:
+            log.exception("writing to connection %s failed; aborting it", self.endpoint_id)
+            self.closing = True
+            ws.transport.abort()
+            return
+        if len(outbox) <= self.outbox_size // 2:
+            self._roomy.set()
+        if outbox:
+            self._flush_pending = True
+            self._loop.call_soon(self._flush)
+
     async def _write(self) -> None:
-        outbox, ws, wakeup = self.outbox, self.ws, self._wakeup
+        """Wait out full socket buffers: drain, then flush what piled up meanwhile."""
+        ws, wakeup = self.ws, self._wakeup
         try:
             while True:
-                if not outbox:
-                    wakeup.clear()
-                    await wakeup.wait()
-                if len(outbox) == 1:
-                    if data := _encoded(outbox.popleft()):
-                        await ws.send(data, text=True)
-                    self._roomy.set()
-                    continue
-                # Several frames waiting: frame them all, then write them in one
-                # go (one syscall, see CoalescingConnection) and drain once.
-                batch: list[bytes] = []
-                size = 0
-                while outbox and size < _BATCH_BYTES:
-                    if data := _encoded(outbox.popleft()):
-                        batch.append(data)
-                        size += len(data)
-                async with ws.send_context():
-                    for data in batch:
-                        ws.protocol.send_text(data)
-                if len(outbox) <= self.outbox_size // 2:
-                    self._roomy.set()
-        except ConnectionClosed:
+                await wakeup.wait()
+                await ws.drain()
+                wakeup.clear()
+                self._flush()
+        except (ConnectionClosed, OSError):
             pass
         except Exception:
             log.exception("writer of connection %s failed; aborting it", self.endpoint_id)
@@ -283,9 +295,16 @@ class Connection:
         self._enqueue(data)
 
     async def _receipt(self, frame: ReceiptFrame) -> None:
+        key = (frame.recipient_id, frame.channel_id, frame.envelope_id)
+        delivered = self._delivered.pop(key, 0) is None
         try:
             await self.session.receipt(
-                frame.envelope_id, frame.status, frame.recipient_id, frame.channel_id, frame.reason
+                frame.envelope_id,
+                frame.status,
+                frame.recipient_id,
+                frame.channel_id,
+                frame.reason,
+                delivered=delivered,
             )
         except HubbubError as exc:
             self._send(ErrorFrame(code=wire_code(exc), message=str(exc), envelope_id=frame.envelope_id))

@@ -42,6 +42,7 @@ from ..protocol.frames import (
     ResponseFrame,
 )
 from ._backoff import Backoff
+from ._ws_batching import CoalescingClientConnection, TurnWriter
 from .link import NotifyHandler
 from .ws_server import DEFAULT_MAX_FRAME_BYTES
 
@@ -121,6 +122,7 @@ class WsLink:
         self._hook: ReconnectHook | None = None
         self._on_notify: NotifyHandler | None = None
         self._ws: ClientConnection | None = None
+        self._writer: TurnWriter | None = None  # for self._ws
         self._reader: asyncio.Task[None] | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._live_event = asyncio.Event()  # set while requests may use self._ws
@@ -159,6 +161,7 @@ class WsLink:
                 open_timeout=self.open_timeout,
                 max_size=self.max_frame_bytes,
                 compression=None,
+                create_connection=CoalescingClientConnection,
                 ping_interval=self.ping_interval,
                 ping_timeout=self.ping_timeout,
                 close_timeout=self.close_timeout,
@@ -170,6 +173,7 @@ class WsLink:
     def _start(self, ws: ClientConnection) -> None:
         assert self._on_notify is not None
         self._ws = ws
+        self._writer = TurnWriter(ws)
         self._broken = None
         self._reader = asyncio.get_running_loop().create_task(self._read(ws, self._on_notify))
 
@@ -301,10 +305,15 @@ class WsLink:
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
         self._ws = self._reader = self._supervisor = None
+        self._writer = None
         self._broken = None
         self._live_event.clear()
 
     async def _send(self, ws: ClientConnection, data: bytes) -> None:
+        writer = self._writer
+        if writer is not None and writer.connection is ws and writer.ready():
+            writer.write(data)  # goes out with every frame sent this loop turn, in one write
+            return
         try:
             await ws.send(data, text=True)
         except ConnectionClosed as exc:

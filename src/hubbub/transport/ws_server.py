@@ -25,7 +25,8 @@ from collections.abc import AsyncIterator
 from websockets.asyncio.server import Server, ServerConnection, serve
 
 from ..hub.core import Hub
-from ._ws_connection import CoalescingConnection, Connection
+from ._ws_batching import CoalescingServerConnection
+from ._ws_connection import Connection
 
 __all__ = ["DEFAULT_MAX_FRAME_BYTES", "WsServer", "serve_ws"]
 
@@ -71,7 +72,7 @@ class WsServer:
             ssl=ssl_context,
             compression=None,
             max_size=max_size,
-            create_connection=CoalescingConnection,
+            create_connection=CoalescingServerConnection,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
             close_timeout=close_timeout,
