@@ -123,6 +123,50 @@ async def test_concurrent_appends_share_commits(tmp_path: Path) -> None:
     await store.aclose()
 
 
+async def test_writes_of_one_turn_share_a_commit_and_cancelling_one_waiter_spares_the_others(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "hub.db")
+    first, second = text("A", 1), text("A", 2)
+    durable = [store.append(first), store.append(second), store.put_kv("k", b"v")]
+    assert durable[0] is durable[1] is durable[2]
+
+    async def wait(future: Any) -> None:
+        await future
+
+    waiters = [asyncio.ensure_future(wait(d)) for d in durable]
+    await asyncio.sleep(0)
+    waiters[0].cancel()
+    await asyncio.gather(*waiters[1:])
+    with pytest.raises(asyncio.CancelledError):
+        await waiters[0]
+    assert await store.read_wal("A") == [first, second]
+    assert await store.get_kv("k") == b"v"
+    await store.aclose()
+
+
+async def test_reads_served_from_memory_match_sqlite(tmp_path: Path) -> None:
+    path = tmp_path / "hub.db"
+    older = await fill(path, 30)
+    store = SqliteStore(path)
+    newer = [text("c1", n) for n in range(30)]
+    await asyncio.gather(*(store.append(e) for e in newer))
+    live = {
+        since: await store.read_wal("c1", since=since, limit=5)
+        for since in [None, *(e.envelope_id for e in older + newer if e.channel_id == "c1")]
+    }
+    tails = [await store.read_wal_tail("c1", n) for n in range(0, 45, 7)]
+    found = [await store.get_envelope("c1", e.envelope_id) for e in newer + older]
+    await store.aclose()
+    reopened = SqliteStore(path)  # nothing in memory: every read goes to SQLite
+    for since, got in live.items():
+        assert got == await reopened.read_wal("c1", since=since, limit=5), since
+    assert tails == [await reopened.read_wal_tail("c1", n) for n in range(0, 45, 7)]
+    assert found == [await reopened.get_envelope("c1", e.envelope_id) for e in newer + older]
+    assert found[: len(newer)] == newer
+    await reopened.aclose()
+
+
 async def test_rows_are_split_into_statements_sqlite_can_take(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "hub.db")
     # 20 parameters: two 7-column rows per statement, so 11 rows take 6 statements, the last padded.
@@ -178,8 +222,10 @@ async def test_a_record_that_does_not_decode_is_an_error_not_data(tmp_path: Path
     path = tmp_path / "hub.db"
     store = SqliteStore(path)
     await store.append(text("A"))
+    await store.aclose()
     with sqlite3.connect(path) as other:
         other.execute("UPDATE wal SET body = x'7b2278'")
+    store = SqliteStore(path)  # reopened: the envelope is no longer among the recent ones held in memory
     with pytest.raises(StorageError, match="does not decode") as caught:
         await store.read_wal("A")
     assert str(path) in str(caught.value)

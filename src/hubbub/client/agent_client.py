@@ -38,7 +38,7 @@ from ..model.envelope import (
 from ..model.identity import Passport
 from ..model.turn import PendingTurn, TurnContext
 from ._convert import as_type
-from ._lane import Lane
+from ._lane import DONE_MEMORY, Lane
 from .channel import Channel
 from .checkpoints import HubBackedCheckpointStore
 from .task_mirror import TaskMirror
@@ -53,6 +53,8 @@ log = logging.getLogger("hubbub.client")
 EnvelopeCallback = Callable[[Envelope], Awaitable[None] | None]
 _TERMINAL = (EV_CHANNEL_CLOSED, EV_CHANNEL_EXPIRED)
 _ACK_BATCH = 64
+_MOST_UNACKED = DONE_MEMORY // 2
+"""Processed envelopes a lane lets wait for an ack while one is in flight (a lane remembers DONE_MEMORY)."""
 
 
 class _Waiter:
@@ -234,19 +236,25 @@ class AgentClient:
             self._spawn(self._run_lane(envelope.channel_id, lane))
         lane.push(envelope)
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
+    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _run_lane(self, channel_id: str, lane: Lane) -> None:
         unacked: Envelope | None = None
         batch = 0
+        # Acks are cumulative and go one at a time: while one is in flight (the hub makes the
+        # cursor durable before it answers) the lane keeps working and the acks coalesce.
+        acking: asyncio.Task[None] | None = None
         while True:
             if not lane.items:
                 if unacked is not None:
+                    if acking is not None:
+                        await acking
                     await self._receipt(unacked, "ack", "")
-                    unacked, batch = None, 0
+                    acking, unacked, batch = None, None, 0
                 await lane.wait()
             envelope = lane.pop()
             try:
@@ -254,6 +262,9 @@ class AgentClient:
                     await self._process(envelope)
             except Exception as exc:
                 log.warning("%s could not process %s: %r", self.name, envelope.envelope_id, exc)
+                if acking is not None:
+                    await acking
+                    acking = None
                 if unacked is not None:
                     await self._receipt(unacked, "ack", "")
                     unacked, batch = None, 0
@@ -261,10 +272,14 @@ class AgentClient:
             else:
                 lane.mark_done(envelope)
                 unacked, batch = envelope, batch + 1
-                if batch >= _ACK_BATCH:
-                    await self._receipt(envelope, "ack", "")
+                if batch >= _ACK_BATCH and (acking is None or acking.done() or batch >= _MOST_UNACKED):
+                    if acking is not None:
+                        await acking
+                    acking = self._spawn(self._receipt(envelope, "ack", ""))
                     unacked, batch = None, 0
             if envelope.event_type in _TERMINAL and not lane.items:
+                if acking is not None:
+                    await acking
                 if unacked is not None:
                     await self._receipt(unacked, "ack", "")
                 del self._lanes[channel_id]

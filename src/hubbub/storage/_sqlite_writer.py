@@ -1,11 +1,14 @@
 """The one writer of a ``SqliteStore``: a thread that owns its connection and commits in groups.
 
-Callers on the event loop put ``(op, row, future)`` items on :attr:`Writer.queue`
-in the order they want them applied. The thread takes everything queued (up to
-:data:`MAX_BATCH` items) into one transaction, so posts that arrive while a
-commit is in flight share the next commit and its fsync; then it resolves the
-futures of that transaction on their own loops. FIFO order means a cursor or a
-channel update is never committed before an envelope queued ahead of it.
+Callers on the event loop put :class:`Batch` es on :attr:`Writer.queue` in the
+order they want them applied: a batch is every write one event-loop turn made
+(the store closes it at the end of the turn, or once it holds
+:data:`FLUSH_AT` writes), sharing one future. The thread takes everything
+queued (up to :data:`MAX_BATCH` writes) into one transaction, so posts that
+arrive while a commit is in flight share the next commit and its fsync; then
+it hands the committed batches back to their loops (``settled``), one wake-up
+per loop. FIFO order means a cursor or a channel update is never committed
+before an envelope queued ahead of it.
 
 A failed transaction is rolled back and the writer stops writing for good
 (fail-stop): the hub has already folded those envelopes into its in-memory
@@ -42,6 +45,7 @@ from ._sqlite_schema import (
 
 __all__ = [
     "APPEND",
+    "FLUSH_AT",
     "AUDIT",
     "CHANNEL",
     "COMPACT",
@@ -52,52 +56,95 @@ __all__ = [
     "MAX_BATCH",
     "MAX_ROWS",
     "PUT_AGENT",
-    "STOP",
+    "Batch",
+    "Durable",
     "Writer",
 ]
 
-APPEND, PUT_AGENT, DELETE, CHANNEL, CURSOR, AUDIT, STOP, KV_PUT, KV_DELETE, COMPACT = range(10)
+APPEND, PUT_AGENT, DELETE, CHANNEL, CURSOR, AUDIT, KV_PUT, KV_DELETE, COMPACT = range(9)
 """Write ops. ``COMPACT``'s row is ``(job, after)``: ``job(conn)`` runs inside the transaction,
 after every other write of it; ``after(conn)``, if not None, once it has committed (its errors
 are logged, not fatal: it may only tidy, such as ``PRAGMA incremental_vacuum``)."""
-MAX_BATCH = 1000
-"""Most items in one transaction: bounds commit latency and the writer's memory under a flood."""
+MAX_BATCH = 2048
+"""Most writes in one transaction (whole batches only): bounds commit latency under a flood."""
+FLUSH_AT = 256
+"""A batch goes to the writer once it holds this many writes, without waiting for the turn to end,
+so the writer commits the first posts of a long turn while the loop still runs the rest."""
 MAX_ROWS = 1024
 """Most rows in one statement (fewer if SQLite allows fewer parameters)."""
 
-Item = tuple[int, Any, "asyncio.Future[None] | None"]
+Op = tuple[int, Any]
 Job = Callable[[sqlite3.Connection], None]
 
 log = logging.getLogger("hubbub.storage")
 
 
-class Writer:
-    """The writer thread; :attr:`commits` counts committed transactions."""
+class Durable(asyncio.Future[None]):
+    """Completes when its batch has committed; shared by every write of the batch.
 
-    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
-        self.queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
+    Cancelling a task that awaits it cancels the task, not this future, and takes
+    effect once the commit is done (within a commit's time): the other writers of
+    the batch are still waiting on it.
+    """
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        return False
+
+
+class Batch:
+    """Writes in the order they were made, and the future they share."""
+
+    __slots__ = ("compacts", "envelopes", "future", "ops", "stop")
+
+    def __init__(self, future: Durable, *, stop: bool = False) -> None:
+        self.future = future
+        self.ops: list[Op] = []
+        self.envelopes: list[Any] = []
+        """The envelopes of its APPEND ops, in order (the store caches them once committed)."""
+        self.compacts = False
+        """Whether it holds a COMPACT op (which may empty channels' WALs)."""
+        self.stop = stop
+
+
+Settled = Callable[[list[Batch], "StorageError | None"], None]
+
+
+class Writer:
+    """The writer thread; :attr:`commits` counts committed transactions.
+
+    ``settled(batches, error)`` is called on each batch's event loop once the
+    transaction holding it committed (error None) or failed.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: str, settled: Settled) -> None:
+        self.queue: queue.SimpleQueue[Batch] = queue.SimpleQueue()
         self.commits = 0
         self.failure: StorageError | None = None
         self._conn = conn
         self._path = path
+        self._settled = settled
         self.thread = threading.Thread(target=self._run, name=f"hubbub-sqlite-writer:{path}", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
         get, get_nowait, empty = self.queue.get, self.queue.get_nowait, queue.Empty
         while True:
-            batch = [get()]
-            while len(batch) < MAX_BATCH:
+            first = get()
+            batches = [first]
+            count = len(first.ops)
+            while count < MAX_BATCH and not batches[-1].stop:
                 try:
-                    batch.append(get_nowait())
+                    batch = get_nowait()
                 except empty:
                     break
-            stop = batch.pop() if batch[-1][0] == STOP else None
-            if batch:
+                batches.append(batch)
+                count += len(batch.ops)
+            stop = batches.pop() if batches[-1].stop else None
+            if batches:
                 error = self.failure
                 if error is None:
                     try:
-                        self._write(batch)
+                        self._write([op for batch in batches for op in batch.ops])
                     except Exception as exc:
                         error = self.failure = StorageError(
                             f"writing to hubbub database {self._path} failed ({exc}); nothing since is "
@@ -106,13 +153,23 @@ class Writer:
                             reason="write_failed",
                         )
                         error.__cause__ = exc
-                _settle(batch, error)
+                self._settle(batches, error)
             if stop is not None:
                 self._conn.close()
-                _settle([stop], None)
+                self._settle([stop], None)
                 return
 
-    def _write(self, batch: list[Item]) -> None:
+    def _settle(self, batches: list[Batch], error: StorageError | None) -> None:
+        """Hand the batches back, one wake-up per event loop."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[Batch]] = {}
+        for batch in batches:
+            by_loop.setdefault(batch.future.get_loop(), []).append(batch)
+        for loop, settled in by_loop.items():
+            # A closed loop raises RuntimeError: nobody can be waiting on it any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._settled, settled, error)
+
+    def _write(self, ops: list[Op]) -> None:
         wal: list[tuple[Any, ...]] = []
         lengths: dict[str, list[Any]] = {}
         agents: list[tuple[int, tuple[Any, ...]]] = []
@@ -121,7 +178,7 @@ class Writer:
         audit: list[tuple[Any, ...]] = []
         kv: dict[str, bytes | None] = {}
         jobs: list[tuple[Job, Job | None]] = []
-        for op, row, _ in batch:
+        for op, row in ops:
             if op == APPEND:
                 wal.append(row)
                 entry = lengths.get(row[0])
@@ -200,27 +257,3 @@ def _write_kv(conn: sqlite3.Connection, kv: dict[str, bytes | None]) -> None:
     for start in range(0, len(deletes), most):
         chunk = deletes[start : start + most]
         conn.execute(DELETE_KV.format(", ".join("?" * len(chunk))), chunk)
-
-
-def _settle(batch: list[Item], error: StorageError | None) -> None:
-    """Resolve the batch's futures, one wake-up per event loop."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
-    for _, _, future in batch:
-        if future is not None:
-            by_loop.setdefault(future.get_loop(), []).append(future)
-    for loop, futures in by_loop.items():
-        # A closed loop raises RuntimeError: nobody can be waiting on it any more.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(_resolve, futures, error)
-
-
-def _resolve(futures: list[asyncio.Future[None]], error: StorageError | None) -> None:
-    for future in futures:
-        if future.done():
-            continue  # the awaiting task was cancelled
-        if error is None:
-            future.set_result(None)
-        else:
-            exc = StorageError(error.message, reason=error.reason)
-            exc.__cause__ = error.__cause__
-            future.set_exception(exc)

@@ -25,6 +25,7 @@ from ..model.channel import ChannelMetadata
 from ..model.envelope import Envelope
 from . import _sqlite_schema as sql
 from ._sqlite_compact import CompactionJob
+from ._sqlite_recent import RecentEnvelopes, Unknown
 from ._sqlite_schema import Durability, connect, open_database
 from ._sqlite_writer import (
     APPEND,
@@ -33,10 +34,12 @@ from ._sqlite_writer import (
     COMPACT,
     CURSOR,
     DELETE,
+    FLUSH_AT,
     KV_DELETE,
     KV_PUT,
     PUT_AGENT,
-    STOP,
+    Batch,
+    Durable,
     Writer,
 )
 from .base import AgentRecord, Store
@@ -81,12 +84,15 @@ class SqliteStore(Store):
       file (restore a backup). For throwaway data only.
 
     :meth:`append` returns a future that completes once the transaction
-    holding the envelope has committed. Reads see committed data only: an
-    envelope becomes visible to :meth:`read_wal` and the lookups once its
-    future has completed (or shortly before), never while it could still be
-    lost. The hub awaits durability before it delivers, so nothing it hands
-    out is missing from reads. If a write ever fails, the store takes no more
-    writes (see ``_sqlite_writer``); restart the hub.
+    holding the envelope has committed; every write made in one event-loop
+    turn shares one future and one trip to the writer thread. Reads see
+    committed data only: an envelope becomes visible to :meth:`read_wal` and
+    the lookups once its future has completed (or shortly before), never
+    while it could still be lost. The newest committed envelopes of recently
+    written channels are served from memory (``_sqlite_recent``), the rest
+    from SQLite. The hub awaits durability before it delivers, so nothing it
+    hands out is missing from reads. If a write ever fails, the store takes
+    no more writes (see ``_sqlite_writer``); restart the hub.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, durability: Durability = "full") -> None:
@@ -106,7 +112,9 @@ class SqliteStore(Store):
         except BaseException:
             _unlock(self._lock)
             raise
-        self._writer = Writer(writer_conn, self.path)
+        self._recent = RecentEnvelopes(self._last_ids)
+        self._batch: Batch | None = None
+        self._writer = Writer(writer_conn, self.path, self._settled)
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="hubbub-sqlite-reader")
         self._closed = False
         self._decode_envelope = msgspec.json.Decoder(Envelope).decode
@@ -127,20 +135,62 @@ class SqliteStore(Store):
     def __repr__(self) -> str:
         return f"SqliteStore({self.path!r}, durability={self.durability!r})"
 
-    # writes: queued in call order, each awaitable until its transaction commits
+    # writes: batched per event-loop turn in call order, each awaitable until its transaction commits
 
-    def _submit(self, op: int, row: tuple[Any, ...]) -> asyncio.Future[None]:
+    def _submit(self, op: int, row: tuple[Any, ...], envelope: Envelope | None = None) -> Durable:
+        return self._place(op, row, envelope).future
+
+    def _place(self, op: int, row: tuple[Any, ...], envelope: Envelope | None = None) -> Batch:
+        """Add one write to this turn's batch (opening it if need be); the batch it went into."""
         if self._closed:
             raise StorageError(
                 f"SqliteStore({self.path}) is closed; open a new store to write", reason="closed"
             )
         if self._writer.failure is not None:
             raise StorageError(self._writer.failure.message, reason="write_failed")
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._writer.queue.put((op, row, future))
-        return future
+        batch = self._batch
+        if batch is None or batch.future.get_loop() is not asyncio.get_running_loop():
+            batch = self._open_batch()
+        batch.ops.append((op, row))
+        if envelope is not None:
+            batch.envelopes.append(envelope)
+        if len(batch.ops) >= FLUSH_AT:
+            self._flush(batch)
+        return batch
 
-    def append(self, envelope: Envelope) -> asyncio.Future[None]:
+    def _open_batch(self) -> Batch:
+        if self._batch is not None:
+            self._flush(self._batch)  # made on another loop: keep the order, send it now
+        loop = asyncio.get_running_loop()
+        batch = self._batch = Batch(Durable(loop=loop))
+        loop.call_soon(self._flush, batch)
+        return batch
+
+    def _flush(self, batch: Batch) -> None:
+        """Send ``batch`` to the writer, unless it was sent already."""
+        if self._batch is batch:
+            self._batch = None
+            self._writer.queue.put(batch)
+
+    def _settled(self, batches: list[Batch], error: StorageError | None) -> None:
+        """On the loop: the batches committed (error None) or failed; wake their writers."""
+        for batch in batches:
+            future = batch.future
+            if error is None:
+                self._recent.add(batch.envelopes)
+                if batch.compacts:
+                    # It may have emptied channels: start over from what is placed (ids placed but
+                    # not yet committed only make a floor higher than needed, never wrong).
+                    self._recent = RecentEnvelopes(self._last_ids)
+                if not future.done():
+                    future.set_result(None)
+            elif not future.done():
+                exc = StorageError(error.message, reason=error.reason)
+                exc.__cause__ = error.__cause__
+                future.set_exception(exc)
+                future.exception()  # retrieved: a batch nobody awaits is not an unhandled error
+
+    def append(self, envelope: Envelope) -> Durable:
         """Queue ``envelope`` at the end of its channel's WAL now; the future completes once committed."""
         channel_id, envelope_id = envelope.channel_id, envelope.envelope_id
         last = self._last_ids.get(channel_id)
@@ -151,6 +201,10 @@ class SqliteStore(Store):
                 channel_id=channel_id,
                 reason="out_of_order",
             )
+        try:
+            body = _encode(envelope)
+        except (TypeError, msgspec.EncodeError):
+            body = self._encode(envelope, f"envelope {envelope_id} in channel {channel_id}")  # raises
         row = (
             channel_id,
             envelope_id,
@@ -158,9 +212,9 @@ class SqliteStore(Store):
             envelope.causation_id,
             envelope.idempotency_key,
             envelope.event_type,
-            self._encode(envelope, f"envelope {envelope_id} in channel {channel_id}"),
+            body,
         )
-        future = self._submit(APPEND, row)
+        future = self._submit(APPEND, row, envelope)
         self._last_ids[channel_id] = envelope_id
         return future
 
@@ -254,6 +308,9 @@ class SqliteStore(Store):
     async def read_wal(
         self, channel_id: str, *, since: str | None = None, until: str | None = None, limit: int | None = None
     ) -> list[Envelope]:
+        recent = self._recent.read(channel_id, since, until, limit)
+        if not isinstance(recent, Unknown) and not self._closed:
+            return recent
         params: list[Any] = [channel_id]
         if since:
             params.append(since)
@@ -263,6 +320,9 @@ class SqliteStore(Store):
         return await self._read(self._envelopes, sql.READ_WAL[(bool(since), bool(until))], params)
 
     async def read_wal_tail(self, channel_id: str, limit: int, *, until: str | None = None) -> list[Envelope]:
+        recent = self._recent.read_tail(channel_id, limit, until)
+        if not isinstance(recent, Unknown) and not self._closed:
+            return recent
         params: list[Any] = [channel_id, until, max(limit, 0)] if until else [channel_id, max(limit, 0)]
         return await self._read(self._tail, sql.READ_WAL_TAIL[bool(until)], params)
 
@@ -271,6 +331,9 @@ class SqliteStore(Store):
         return int(length or 0)
 
     async def get_envelope(self, channel_id: str, envelope_id: str) -> Envelope | None:
+        recent = self._recent.get(channel_id, envelope_id)
+        if not isinstance(recent, Unknown) and not self._closed:
+            return recent
         return await self._read(self._first_envelope, sql.GET_ENVELOPE, [channel_id, envelope_id])
 
     async def find_by_causation(self, channel_id: str, sender_id: str, causation_id: str) -> Envelope | None:
@@ -339,7 +402,9 @@ class SqliteStore(Store):
         except (sqlite3.Error, msgspec.DecodeError, msgspec.ValidationError) as exc:
             job.error = exc
         if job.error is None and not dry_run:
-            await self._submit(COMPACT, (job, job.vacuum))
+            batch = self._place(COMPACT, (job, job.vacuum))
+            batch.compacts = True  # the recent-envelope cache forgets what it held once it commits
+            await batch.future
         if job.error is not None:
             raise StorageError(
                 f"compacting hubbub database {self.path} failed ({job.error}); nothing was dropped",
@@ -357,11 +422,13 @@ class SqliteStore(Store):
         """
         if self._closed:
             return
+        if self._batch is not None:
+            self._flush(self._batch)
         self._closed = True
-        stopped: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._writer.queue.put((STOP, None, stopped))
+        stop = Batch(Durable(loop=asyncio.get_running_loop()), stop=True)
+        self._writer.queue.put(stop)
         try:
-            await stopped
+            await stop.future
             await asyncio.to_thread(self._reader.shutdown)
         finally:
             self._conn.close()
