@@ -194,6 +194,8 @@ class Channels:
         record.inflight.add(stamped.envelope_id)
         try:
             followups = self._apply(record, stamped)
+            # The metadata change goes into the same commit as the envelope that caused it.
+            placed = self.place(record) if followups is not None else None
             if durable is not None:
                 await durable
             self._dispatcher.deliver(stamped, sender, recipients, substantive=not bypass, skip=skip)
@@ -202,7 +204,7 @@ class Channels:
         if self._listeners.wants("on_envelope_posted"):
             self._listeners.emit("on_envelope_posted", stamped)
         if followups is not None:
-            await self.settle(record, followups)
+            await self.settle(record, followups, placed)
         return stamped.envelope_id
 
     def _recipients(self, record: ChannelRecord, envelope: Envelope, sender_id: str) -> list[AgentRecord]:
@@ -392,11 +394,24 @@ class Channels:
                 data={"type": meta.manifest.type, "participants": meta.participant_ids()},
             )
 
+    def place(self, record: ChannelRecord) -> Awaitable[None] | None:
+        """Write the channel's metadata as it is now, in order with the envelopes placed before.
+
+        Call it in the same turn as the commits that changed it (so they share a transaction);
+        the result goes to :meth:`settle`.
+        """
+        return self._store.place_channel(record.metadata)
+
     async def settle(
-        self, record: ChannelRecord, followups: list[tuple[Envelope, Awaitable[None] | None]]
+        self,
+        record: ChannelRecord,
+        followups: list[tuple[Envelope, Awaitable[None] | None]],
+        placed: Awaitable[None] | None,
     ) -> None:
-        """Persist changed metadata, deliver hub envelopes once durable, wake a waiting creator."""
-        await self._store.put_channel(record.metadata)
+        """Once the changed metadata (``placed`` by :meth:`place`) is durable, deliver the hub
+        envelopes once durable and wake a waiting creator."""
+        if placed is not None:
+            await placed
         for envelope, durable in followups:
             if durable is not None:
                 await durable

@@ -330,7 +330,7 @@ class Expectations:
             return
         data = msgspec.to_builtins(violation)
         followups = [self._channels.commit_hub_event(record, EV_EXPECTATION_VIOLATED, data)]
-        await self._channels.settle(record, followups)
+        await self._channels.settle(record, followups, None)  # the metadata did not change
 
     async def _auto_close(self, violation: Violation) -> None:
         await self._close(violation.channel_id, f"expectation_violated:{violation.name}")

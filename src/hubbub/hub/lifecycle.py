@@ -155,7 +155,7 @@ class Lifecycle:
         if self.expectations is not None:
             self.expectations.start(record)
         self._channels.announce("created", record)
-        await self._store.put_channel(metadata)
+        placed = self._channels.place(record)  # before the invites: no commit holds them without it
         invite = {
             "channel_type": type_,
             "creator_id": creator_id,
@@ -171,7 +171,7 @@ class Lifecycle:
             for a in invitees
         ]
         self.schedule(record)
-        await self._channels.settle(record, followups)
+        await self._channels.settle(record, followups, placed)
         return record
 
     async def await_activation(self, record: ChannelRecord) -> ChannelMetadata:
@@ -234,7 +234,7 @@ class Lifecycle:
         if followups:
             self._deadlines.cancel(("ttl", channel_id))
             self._deadlines.cancel(("ack", channel_id))
-            await self._channels.settle(record, followups)
+            await self._channels.settle(record, followups, self._channels.place(record))
         return record.metadata
 
     async def expire(self, channel_id: str) -> None:

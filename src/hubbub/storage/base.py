@@ -53,8 +53,19 @@ class Store(abc.ABC):
 
     # channels
     @abc.abstractmethod
+    def place_channel(self, metadata: ChannelMetadata) -> Awaitable[None] | None:
+        """Insert or replace a channel's metadata as it is now, placed now in order with WAL appends
+        and every other write.
+
+        Like :meth:`append`: await the result (if not None) for durability. So the hub can write an
+        envelope and the metadata change it caused in one commit.
+        """
+
     async def put_channel(self, metadata: ChannelMetadata) -> None:
-        """Insert or replace a channel's metadata."""
+        """Insert or replace a channel's metadata; returns once it is durable."""
+        durable = self.place_channel(metadata)
+        if durable is not None:
+            await durable
 
     @abc.abstractmethod
     async def load_channels(self) -> list[ChannelMetadata]:

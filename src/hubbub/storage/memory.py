@@ -56,8 +56,9 @@ class MemoryStore(Store):
     async def load_agents(self) -> list[AgentRecord]:
         return list(self._agents.values())
 
-    async def put_channel(self, metadata: ChannelMetadata) -> None:
+    def place_channel(self, metadata: ChannelMetadata) -> Awaitable[None] | None:
         self._channels[metadata.channel_id] = metadata
+        return None
 
     async def load_channels(self) -> list[ChannelMetadata]:
         return list(self._channels.values())

@@ -233,9 +233,9 @@ class SqliteStore(Store):
     async def delete_agent(self, agent_id: str) -> None:
         await self._submit(DELETE, (agent_id,))
 
-    async def put_channel(self, metadata: ChannelMetadata) -> None:
+    def place_channel(self, metadata: ChannelMetadata) -> Durable:
         body = self._encode(metadata, f"channel {metadata.channel_id}")
-        await self._submit(CHANNEL, (metadata.channel_id, body))
+        return self._submit(CHANNEL, (metadata.channel_id, body))
 
     async def set_cursor(self, agent_id: str, channel_id: str, envelope_id: str) -> None:
         await self._submit(CURSOR, (agent_id, channel_id, envelope_id))
