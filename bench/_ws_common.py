@@ -78,10 +78,19 @@ def start_server(argv: Sequence[str], label: str, pin: bool, timeout: float = 30
     return Server(proc, match.group(0), label)
 
 
-def bench_server(kind: str, pin: bool, *, db: str | None = None, profile: str | None = None) -> Server:
+def bench_server(
+    kind: str,
+    pin: bool,
+    *,
+    db: str | None = None,
+    profile: str | None = None,
+    max_inflight: int | None = None,
+) -> Server:
     argv = [sys.executable, os.environ.get("HUBBUB_BENCH_SERVER", str(SERVERS)), kind]
     if db:
         argv += ["--db", db]
+    if max_inflight is not None:
+        argv += ["--max-inflight", str(max_inflight)]
     if profile:
         argv += ["--profile", profile]
     return start_server(argv, kind, pin)

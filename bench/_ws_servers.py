@@ -34,12 +34,12 @@ async def _until_stopped() -> None:
     await stop.wait()
 
 
-async def serve_hubbub(db: str) -> None:
+async def serve_hubbub(db: str, max_inflight: int) -> None:
     from hubbub import Hub, SqliteStore, serve_ws
 
     hub = Hub(SqliteStore(db))
     try:
-        async with serve_ws(hub, "127.0.0.1", 0) as server:
+        async with serve_ws(hub, "127.0.0.1", 0, max_inflight_requests=max_inflight) as server:
             print(server.url, flush=True)
             await _until_stopped()
     finally:
@@ -109,9 +109,12 @@ def main() -> int:
     parser.add_argument("--db", default="bench-hubbub.db", help="SQLite file for the hubbub server")
     parser.add_argument("--profile", metavar="FILE", help="cProfile the server, dump stats to FILE on exit")
     parser.add_argument("--ping-interval", type=float, default=20.0, help="heartbeat of the idle server, s")
+    parser.add_argument(
+        "--max-inflight", type=int, default=64, help="requests per connection the hubbub server runs at once"
+    )
     args = parser.parse_args()
     coro = {
-        "hubbub": lambda: serve_hubbub(args.db),
+        "hubbub": lambda: serve_hubbub(args.db, args.max_inflight),
         "bare": serve_bare,
         "ag2": serve_ag2,
         "idle": lambda: serve_idle(args.ping_interval),

@@ -42,6 +42,7 @@ def test_precedence_flags_then_environment_then_file(tmp_path: Path) -> None:
         ({}, {"HUBBUB_CHECKPOINT_MAX_BYTES": "0"}, "checkpoint_max_bytes must be 1 or more"),
         ({"ping_interval": -1}, {}, "ping interval must be 0 (off) or more"),
         ({}, {"HUBBUB_PING_TIMEOUT": "0"}, "ping timeout above 0"),
+        ({"max_inflight_requests": 0}, {}, "max_inflight_requests must be 1 or more"),
     ],
 )
 def test_bad_settings(flags: dict[str, object], environ: dict[str, str], message: str) -> None:
@@ -54,6 +55,13 @@ def test_heartbeat_settings_from_flags_and_environment() -> None:
     config = load_config({"ping_interval": 2.5}, environ={"HUBBUB_PING_TIMEOUT": "4"})
     assert (config.ping_interval, config.ping_timeout) == (2.5, 4.0)
     assert load_config({}, environ={}).ping_interval == 20.0
+
+
+def test_request_concurrency_from_flags_and_environment() -> None:
+    assert load_config({}, environ={}).max_inflight_requests == 64
+    assert load_config({}, environ={"HUBBUB_MAX_INFLIGHT_REQUESTS": "512"}).max_inflight_requests == 512
+    flags = {"max_inflight_requests": 1024}
+    assert load_config(flags, environ={"HUBBUB_MAX_INFLIGHT_REQUESTS": "512"}).max_inflight_requests == 1024
 
 
 def test_unknown_key_in_the_config_file_is_named(tmp_path: Path) -> None:

@@ -65,6 +65,8 @@ class ServeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Seconds between heartbeat pings on each connection; 0 turns heartbeats off."""
     ping_timeout: float = 20.0
     """Seconds to wait for the pong before dropping the connection (and unbinding its agents)."""
+    max_inflight_requests: int = 64
+    """Requests one connection may have running at once; more get a failed response at once."""
     checkpoint_max_bytes: int = MAX_CHECKPOINT_BYTES
     retain_closed: str | float | None = None
     retain_audit: str | float | None = None
@@ -97,6 +99,7 @@ _ENV = {
     "allow_unauthenticated": "HUBBUB_ALLOW_UNAUTHENTICATED",
     "auth_keys": "HUBBUB_AUTH_KEYS",
     "max_frame_bytes": "HUBBUB_MAX_FRAME_BYTES",
+    "max_inflight_requests": "HUBBUB_MAX_INFLIGHT_REQUESTS",
     "checkpoint_max_bytes": "HUBBUB_CHECKPOINT_MAX_BYTES",
     "retain_closed": "HUBBUB_RETAIN_CLOSED",
     "retain_audit": "HUBBUB_RETAIN_AUDIT",
@@ -140,6 +143,8 @@ def load_config(
     if (config.tls_cert is None) != (config.tls_key is None):
         raise UsageError("TLS needs both --tls-cert and --tls-key")
     config.retention()  # checked now: a bad duration stops serve before it binds
+    if config.max_inflight_requests < 1:
+        raise UsageError(f"max_inflight_requests must be 1 or more, got {config.max_inflight_requests}")
     if config.checkpoint_max_bytes < 1:
         raise UsageError(f"checkpoint_max_bytes must be 1 or more, got {config.checkpoint_max_bytes}")
     if not _is_loopback(config.host) and not config.allow_unauthenticated and not config.auth_keys:
@@ -194,6 +199,7 @@ async def run_server(config: ServeConfig, *, say: Callable[[str], None] | None =
             config.port,
             ssl_context=tls,
             max_frame_bytes=config.max_frame_bytes,
+            max_inflight_requests=config.max_inflight_requests,
             ping_interval=config.ping_interval or None,
             ping_timeout=config.ping_timeout,
         ) as server:

@@ -94,6 +94,7 @@ async def test_agents_talk_through_a_served_hub_and_it_stops_cleanly(
         (["--tls-cert", "cert.pem"], "TLS needs both --tls-cert and --tls-key"),
         (["--port", "70000"], "port must be 0 to 65535"),
         (["--durability", "sometimes"], "invalid choice: 'sometimes'"),
+        (["--max-inflight-requests", "0"], "max_inflight_requests must be 1 or more"),
     ],
 )
 def test_bad_settings_fail_with_one_clear_line(args: list[str], message: str, tmp_path: Path) -> None:

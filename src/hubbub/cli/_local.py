@@ -53,6 +53,13 @@ def _add_serve(commands: Subparsers) -> None:
         "--max-frame-bytes", type=int, help="largest WebSocket frame accepted (default 16 MiB)"
     )
     serve.add_argument(
+        "--max-inflight-requests",
+        type=int,
+        metavar="N",
+        help="requests one connection may have running at once (default 64); clients that pipeline "
+        "more (WsLink(url, max_inflight_requests=N)) need it raised to match",
+    )
+    serve.add_argument(
         "--checkpoint-max-bytes", type=int, metavar="N", help="largest task checkpoint kept (default 1 MiB)"
     )
     add_retention_flags(serve)
