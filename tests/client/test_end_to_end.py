@@ -20,6 +20,7 @@ from hubbub import (
     FunctionAgent,
     Handoff,
     Hub,
+    HubbubError,
     HubClient,
     LocalLink,
     TransitionGraph,
@@ -57,6 +58,33 @@ async def test_consulting_one_question_one_reply_then_closed(client: HubClient) 
     assert answer.text == "bob heard: what is 2+2?"
     assert answer.causation_id == question.envelope_id
     assert answer.sender_id != question.sender_id
+
+
+async def test_open_with_a_first_message_asks_in_the_same_request(client: HubClient) -> None:
+    alice = await client.register(name="alice", handle_turns=False)
+    await client.register(echo("bob"))
+    channel = await alice.open("consulting", "bob", first="what is 2+2?")
+    final = await channel.wait_closed(timeout=5 * TIME_UNIT)
+    assert final.close_reason == "consulting_complete"
+    wal = await channel.read()
+    assert [e.event_type for e in wal][2:] == [EV_CHANNEL_OPENED, EV_TEXT, EV_TEXT, EV_CHANNEL_CLOSED]
+    question, answer = wal[3], wal[4]
+    assert (question.sender_id, question.text) == (alice.agent_id, "what is 2+2?")
+    assert answer.text == "bob heard: what is 2+2?"
+    assert answer.causation_id == question.envelope_id
+
+
+async def test_a_refused_first_message_closes_the_channel_and_says_why(hub: Hub, client: HubClient) -> None:
+    user = await client.register(name="user", handle_turns=False)
+    clerk = await client.register(name="clerk", handle_turns=False)
+    graph = TransitionGraph(initial_speaker=clerk.agent_id, transitions=[])
+    with pytest.raises(HubbubError) as refused:
+        await user.open("workflow", "clerk", knobs={"graph": graph.to_dict()}, first="me first")
+    assert refused.value.channel_id is not None
+    closed = hub.get_channel(refused.value.channel_id)
+    assert (closed.state, closed.close_reason) == (ChannelState.CLOSED, "first_message_refused")
+    texts = [e for e in await hub.read_wal(closed.channel_id) if e.event_type == EV_TEXT]
+    assert texts == []
 
 
 async def test_conversation_runs_until_max_turns(client: HubClient) -> None:

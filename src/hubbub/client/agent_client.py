@@ -123,21 +123,27 @@ class AgentClient:
         ttl: str | float | None = None,
         labels: dict[str, str] | None = None,
         intent: str | None = None,
+        first: str | None = None,
     ) -> Channel:
-        """Open a ``type`` channel with ``target`` (names or ids); returns once all acked."""
+        """Open a ``type`` channel with ``target`` (names or ids); returns once all acked.
+
+        ``first``: a text to send as soon as the channel is active; the hub sends it before
+        answering, which saves a round trip (``open("consulting", "oracle", first=question)``).
+        If the channel refuses it, the hub closes the channel and the refusal is raised.
+        """
         targets = [target] if isinstance(target, str) else list(target)
-        result = await self.hub_client.request(
-            "create_channel",
-            {
-                "creator_id": self.agent_id,
-                "manifest_type": type,
-                "participants": targets,
-                "knobs": knobs,
-                "ttl": ttl,
-                "labels": labels,
-                "intent": intent,
-            },
-        )
+        params: dict[str, Any] = {
+            "creator_id": self.agent_id,
+            "manifest_type": type,
+            "participants": targets,
+            "knobs": knobs,
+            "ttl": ttl,
+            "labels": labels,
+            "intent": intent,
+        }
+        if first is not None:
+            params["first"] = first
+        result = await self.hub_client.request("create_channel", params)
         return Channel(self, as_type(ChannelMetadata, result))
 
     async def delegate(

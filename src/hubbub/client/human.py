@@ -215,9 +215,13 @@ class HumanClient(AgentClient):
         ttl: str | float | None = None,
         labels: dict[str, str] | None = None,
         intent: str | None = None,
+        first: str | None = None,
     ) -> Channel:
-        """Open a ``type`` channel with ``target`` (names or ids); returns once all invitees acked."""
-        channel = await super().open(type, target, knobs=knobs, ttl=ttl, labels=labels, intent=intent)
+        """Open a ``type`` channel with ``target`` (names or ids); returns once all invitees acked
+        (and ``first``, if given, is sent)."""
+        channel = await super().open(
+            type, target, knobs=knobs, ttl=ttl, labels=labels, intent=intent, first=first
+        )
         self._known[channel.id] = channel.metadata
         return channel
 

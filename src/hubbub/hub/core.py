@@ -17,7 +17,7 @@ from typing import Any
 from ..adapters.base import AgentReply, ChannelAdapter
 from ..adapters.registry import AdapterRegistry
 from ..auth import AuthRegistry
-from ..errors import ChannelRuleError, UsageError
+from ..errors import ChannelRuleError, HubbubError, UsageError
 from ..model._time import to_iso
 from ..model.channel import ChannelMetadata, ChannelState, Expectation
 from ..model.checkpoint import MAX_CHECKPOINT_BYTES
@@ -219,9 +219,16 @@ class Hub(IdentityApi, DelegationApi):
         ttl: str | float | None = None,
         labels: dict[str, str] | None = None,
         intent: str | None = None,
+        first: str | None = None,
     ) -> ChannelMetadata:
-        """Open a channel; returns once every invitee acked (see :class:`Lifecycle`)."""
-        return await self.lifecycle.create(
+        """Open a channel; returns once every invitee acked (see :class:`Lifecycle`).
+
+        ``first``: a text the creator sends as soon as the channel is active, before this
+        returns (one client round trip fewer than opening, then sending). If the channel
+        refuses it, the channel is closed (reason ``first_message_refused``) and the refusal
+        is raised.
+        """
+        metadata = await self.lifecycle.create(
             creator_id,
             type,
             participants,
@@ -231,6 +238,19 @@ class Hub(IdentityApi, DelegationApi):
             labels=labels,
             intent=intent,
         )
+        if first is not None:
+            envelope = Envelope(
+                channel_id=metadata.channel_id,
+                sender_id=metadata.creator_id,
+                event_type=EV_TEXT,
+                event_data={"text": first},
+            )
+            try:
+                await self.channels.post(envelope, metadata.creator_id)
+            except HubbubError:
+                await self.lifecycle.close(metadata.channel_id, "first_message_refused")
+                raise
+        return metadata
 
     async def close_channel(self, channel_id: str, reason: str = "closed") -> ChannelMetadata:
         """Close a channel; participants get ``EV_CHANNEL_CLOSED``."""

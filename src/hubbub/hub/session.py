@@ -245,6 +245,7 @@ class Session:
             ttl=_ttl(p.get("ttl")),
             labels=_opt_dict(p, "labels"),
             intent=_opt_str(p, "intent"),
+            first=_opt_str(p, "first"),
         )
 
     async def _get_channel(self, p: dict[str, Any]) -> Any:
