@@ -70,3 +70,27 @@ def test_the_least_recently_written_channel_is_evicted_first() -> None:
     recent.add(later)
     assert recent.read("A", a[-1].envelope_id, None, None) == later
     assert recent.read("A", a[0].envelope_id, None, None) is UNKNOWN
+
+
+def reply(to: Envelope, sender: str) -> Envelope:
+    cause = to.envelope_id
+    return Envelope(channel_id=to.channel_id, sender_id=sender, envelope_id=ids(), causation_id=cause)
+
+
+def test_replies_are_found_by_their_cause_while_the_cause_is_held() -> None:
+    recent = RecentEnvelopes({}, keep=4)
+    [question] = envelopes("A", 1)
+    first, second = reply(question, "b"), reply(question, "b")
+    recent.add([question, first, second, reply(question, "c")])
+    assert recent.find_reply("A", "b", question.envelope_id) is first  # the first one, as SQLite finds
+    assert recent.find_reply("A", "a", question.envelope_id) is None  # held, and there is none
+    assert recent.find_reply("B", "b", question.envelope_id) is UNKNOWN
+    recent.add(envelopes("A", 4))  # 8 held: trimmed back to 4, the question and its replies leave
+    assert recent.find_reply("A", "b", question.envelope_id) is UNKNOWN
+
+
+def test_a_cause_stored_before_open_is_left_to_sqlite() -> None:
+    [older] = envelopes("A", 1)
+    recent = RecentEnvelopes({"A": older.envelope_id})
+    recent.add([reply(older, "b")])
+    assert recent.find_reply("A", "b", older.envelope_id) is UNKNOWN

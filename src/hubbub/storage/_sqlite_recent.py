@@ -33,13 +33,15 @@ UNKNOWN: Final = Unknown()
 
 
 class _Tail:
-    __slots__ = ("envelopes", "floor", "ids")
+    __slots__ = ("envelopes", "floor", "ids", "replies")
 
     def __init__(self, floor: str | None) -> None:
         self.floor = floor
         """Every committed envelope with an id above this is held (None: the channel's whole WAL)."""
         self.ids: list[str] = []
         self.envelopes: list[Envelope] = []
+        self.replies: dict[tuple[str, str], Envelope] = {}
+        """(sender, causation id) -> the first held envelope that sender posted in reply to it."""
 
 
 class RecentEnvelopes:
@@ -69,6 +71,8 @@ class RecentEnvelopes:
                     tails.move_to_end(channel_id)
             tail.ids.append(envelope.envelope_id)
             tail.envelopes.append(envelope)
+            if envelope.causation_id is not None:
+                tail.replies.setdefault((envelope.sender_id, envelope.causation_id), envelope)
         self._held += len(envelopes)
         if tail is not None:
             self._trim(tail)
@@ -79,6 +83,10 @@ class RecentEnvelopes:
         extra = len(tail.ids) - self._keep
         if extra >= self._keep:
             tail.floor = tail.ids[extra - 1]
+            replies = tail.replies
+            for gone in tail.envelopes[:extra]:
+                if gone.causation_id is not None and replies.get((gone.sender_id, gone.causation_id)) is gone:
+                    del replies[(gone.sender_id, gone.causation_id)]
             del tail.ids[:extra]
             del tail.envelopes[:extra]
             self._held -= extra
@@ -114,6 +122,17 @@ class RecentEnvelopes:
         if end < limit and tail.floor is not None:
             return UNKNOWN
         return tail.envelopes[max(0, end - limit) : end]
+
+    def find_reply(self, channel_id: str, sender_id: str, causation_id: str) -> Envelope | Unknown | None:
+        """Like ``Store.find_by_causation``, or UNKNOWN when the cause is older than the tail.
+
+        A reply comes after its cause, so when the cause is above the floor every reply to it
+        that has committed is held.
+        """
+        tail = self._tails.get(channel_id)
+        if tail is None or (tail.floor is not None and causation_id <= tail.floor):
+            return UNKNOWN
+        return tail.replies.get((sender_id, causation_id))
 
     def get(self, channel_id: str, envelope_id: str) -> Envelope | Unknown | None:
         """The committed envelope with this id, None if there is none, or UNKNOWN (ask SQLite)."""

@@ -337,6 +337,9 @@ class SqliteStore(Store):
         return await self._read(self._first_envelope, sql.GET_ENVELOPE, [channel_id, envelope_id])
 
     async def find_by_causation(self, channel_id: str, sender_id: str, causation_id: str) -> Envelope | None:
+        recent = self._recent.find_reply(channel_id, sender_id, causation_id)
+        if not isinstance(recent, Unknown) and not self._closed:
+            return recent
         params = [channel_id, sender_id, causation_id]
         return await self._read(self._first_envelope, sql.FIND_BY_CAUSATION, params)
 
