@@ -5,6 +5,7 @@ until it closes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -65,17 +66,30 @@ async def _hubbub(*args: str) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
+@contextlib.contextmanager
+def _ctrl_c_reaches_children() -> Iterator[None]:
+    """Children started meanwhile take Ctrl-C as at a terminal.
+
+    A test run started as a background job of a script ignores SIGINT, and processes it
+    spawns inherit that; a handler in this process is reset to the default in the child.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+async def _interruptible(*args: str) -> asyncio.subprocess.Process:
+    """``hubbub *args`` that a SIGINT stops, with its output piped."""
+    with _ctrl_c_reaches_children():
+        return await asyncio.create_subprocess_exec(
+            *HUBBUB, *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_ENV
+        )
+
+
 async def _follower(*args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        *HUBBUB,
-        *args,
-        "--json",
-        "--interval",
-        "0.1",
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=_ENV,
-    )
+    return await _interruptible(*args, "--json", "--interval", "0.1")
 
 
 async def _next(proc: asyncio.subprocess.Process) -> dict[str, Any]:
@@ -174,10 +188,7 @@ async def test_ctrl_c_stops_waiting_not_the_task(url: str, workers: HubClient) -
         return "42"
 
     async with thinker.connected(workers):
-        proc = await asyncio.create_subprocess_exec(
-            *HUBBUB, "delegate", "ponder", "life", "--wait", "--url", url,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_ENV,
-        )  # fmt: skip
+        proc = await _interruptible("delegate", "ponder", "life", "--wait", "--url", url)
         try:
             await asyncio.wait_for(started.wait(), 30 * TIME_UNIT)
             proc.send_signal(signal.SIGINT)
