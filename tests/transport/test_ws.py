@@ -359,7 +359,13 @@ async def test_unknown_op_and_bad_params_fail_the_request_only(server: Any) -> N
         bad = await call(ws, "register", {"passport": {"name": 3}})
         assert (bad["ok"], bad["error_code"]) == (False, "protocol_error")
         assert "passport is not a valid Passport" in bad["error_message"]
-        await register(ws, "fine")
+        fine = await register(ws, "fine")
+        await register(ws, "other")
+        params = {"creator_id": fine, "manifest_type": "consulting", "participants": ["other"], "first": 7}
+        not_text = await call(ws, "create_channel", params)
+        assert (not_text["ok"], not_text["error_code"]) == (False, "protocol_error")
+        assert not_text["error_message"] == "param 'first' must be a string or null, got 7"
+        assert (await call(ws, "list_channels", {}))["result"] == []  # refused before anything was made
 
 
 async def test_frames_meant_for_clients_are_refused(server: Any) -> None:
