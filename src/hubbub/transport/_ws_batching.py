@@ -15,9 +15,46 @@ import contextlib
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.connection import Connection
 from websockets.asyncio.server import ServerConnection
-from websockets.protocol import State
+from websockets.protocol import Side, State
 
-__all__ = ["CoalescingClientConnection", "CoalescingServerConnection", "TurnWriter", "write_joined"]
+__all__ = [
+    "CoalescingClientConnection",
+    "CoalescingServerConnection",
+    "TurnWriter",
+    "queue_server_text",
+    "write_joined",
+]
+
+_SHORT_HEADS = [bytes((0x81, length)) for length in range(126)]
+"""FIN + text opcode, unmasked, for each payload length that fits the first length field."""
+
+
+def queue_server_text(connection: Connection, data: bytes) -> None:
+    """``connection.protocol.send_text(data)``, framed here when that is what websockets would do.
+
+    A server's text frame without extensions is a fixed header and the payload (RFC 6455 §5.2:
+    no mask); framing it here skips websockets' per-frame ``Frame`` object and ``BytesIO``.
+    Anything else (a client, compression, a fragmented message, a closing connection, debug
+    logging) goes through websockets.
+    """
+    protocol = connection.protocol
+    if (
+        protocol.side is not Side.SERVER
+        or protocol.extensions
+        or protocol.expect_continuation_frame
+        or protocol.state is not State.OPEN
+        or protocol.debug
+    ):
+        protocol.send_text(data)
+        return
+    length = len(data)
+    if length < 126:
+        head = _SHORT_HEADS[length]
+    elif length < 65536:
+        head = b"\x81\x7e" + length.to_bytes(2, "big")
+    else:
+        head = b"\x81\x7f" + length.to_bytes(8, "big")
+    protocol.writes.append(head + data)  # one chunk: an empty chunk would mean end of stream
 
 
 def write_joined(connection: Connection) -> None:

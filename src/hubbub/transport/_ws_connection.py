@@ -46,6 +46,7 @@ from ..protocol.frames import (
     ResponseFrame,
     WelcomeFrame,
 )
+from ._ws_batching import queue_server_text
 
 __all__ = ["CLOSE_TRY_AGAIN_LATER", "Connection"]
 
@@ -192,7 +193,7 @@ class Connection:
             size = 0
             while outbox and size < _BATCH_BYTES:
                 if data := _encoded(outbox.popleft()):
-                    protocol.send_text(data)
+                    queue_server_text(ws, data)
                     size += len(data)
             ws.send_data()
         except Exception:
