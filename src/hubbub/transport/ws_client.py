@@ -128,6 +128,8 @@ class WsLink:
         self._live_event = asyncio.Event()  # set while requests may use self._ws
         self._closed = False
         self._pending: dict[str, asyncio.Future[ResponseFrame]] = {}
+        self._deadlines: dict[str, float] = {}  # request id -> loop time its response is due by
+        self._sweep: asyncio.TimerHandle | None = None
         self._ids = itertools.count(1)
         self._slots = asyncio.Semaphore(max_inflight_requests)
         self._broken: str | None = None  # why the connection is gone
@@ -240,24 +242,68 @@ class WsLink:
         """Run ``op`` on the hub and return its JSON result; raises what the hub raised."""
         request_id = str(next(self._ids))
         data = encode_frame(RequestFrame(request_id, op, params))
-        future: asyncio.Future[ResponseFrame] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[ResponseFrame] = loop.create_future()
         try:
-            async with asyncio.timeout(self.request_timeout):
-                if _IN_HOOK.get():  # few, sequential: no slot, or waiting requests could starve it
-                    response = await self._exchange(await self._wait_live(), request_id, data, future)
-                else:
-                    self._fail_fast()
-                    async with self._slots:
+            ws, writer = self._current(), self._writer
+            if (
+                ws is not None
+                and writer is not None
+                and writer.connection is ws
+                and writer.ready()
+                and not self._slots.locked()
+                and not _IN_HOOK.get()
+            ):
+                # Nothing to wait for before the frame is out, so only the response needs a
+                # bound: the link's deadline sweep gives it one without a timer per request.
+                async with self._slots:
+                    self._pending[request_id] = future
+                    self._due(request_id, loop.time() + self.request_timeout)
+                    writer.write(data)
+                    response = await future
+            else:
+                async with asyncio.timeout(self.request_timeout):
+                    if _IN_HOOK.get():  # few, sequential: no slot, or waiting requests could starve it
                         response = await self._exchange(await self._wait_live(), request_id, data, future)
+                    else:
+                        self._fail_fast()
+                        async with self._slots:
+                            ws = await self._wait_live()
+                            response = await self._exchange(ws, request_id, data, future)
         except TimeoutError:
             raise HubTimeoutError(
                 f"no response to op {op!r} from {self.url} within {self.request_timeout:g}s"
             ) from None
         finally:
             self._pending.pop(request_id, None)
+            self._deadlines.pop(request_id, None)
         if response.ok:
             return response.result
         raise error_from_failure(response.error_code, response.error_message, response.result)
+
+    def _due(self, request_id: str, when: float) -> None:
+        """Fail request ``request_id`` with TimeoutError if no response came by loop time ``when``."""
+        self._deadlines[request_id] = when
+        if self._sweep is None:
+            loop = asyncio.get_running_loop()
+            self._sweep = loop.call_at(when, self._expire)
+
+    def _expire(self) -> None:
+        """Fail the requests past their deadline; come back for the next one due."""
+        self._sweep = None
+        deadlines = self._deadlines
+        if not deadlines:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for request_id, when in list(deadlines.items()):
+            if when <= now:
+                del deadlines[request_id]
+                future = self._pending.get(request_id)
+                if future is not None and not future.done():
+                    future.set_exception(TimeoutError())
+        if deadlines:
+            self._sweep = loop.call_at(min(deadlines.values()), self._expire)
 
     def _fail_fast(self) -> None:
         """Raise now, before waiting for a slot, if no connection will come."""
