@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Awaitable
 from typing import Any
 
 import msgspec
@@ -158,7 +159,9 @@ class Connection:
                     data = await self.ws.recv(decode=False)
                 except ConnectionClosed:
                     break
-                await self._handle(data)
+                waiting = self._handle(data)
+                if waiting is not None:  # a hello, or a receipt while every slot is busy
+                    await waiting
         finally:
             self.closing = True
             self.session.close()
@@ -225,12 +228,13 @@ class Connection:
 
     # frames in
 
-    async def _handle(self, data: bytes) -> None:
+    def _handle(self, data: bytes) -> Awaitable[None] | None:
+        """Act on one frame; what must finish before the next frame is read is returned to await."""
         try:
             frame = decode_frame(data)
         except ProtocolError as exc:
             self._refuse(data, exc)
-            return
+            return None
         match frame:
             case RequestFrame():
                 if self.requests >= self.max_inflight:
@@ -244,9 +248,9 @@ class Connection:
                 if len(self.inflight) < self.max_inflight:
                     self._start(self._receipt(frame))
                 else:  # no response to refuse with: slow the reader down instead
-                    await self._receipt(frame)
+                    return self._receipt(frame)
             case HelloFrame():
-                await self._hello(frame)
+                return self._hello(frame)
             case PingFrame():
                 self._send(PongFrame())
             case PongFrame():
@@ -256,6 +260,7 @@ class Connection:
             case WelcomeFrame() | ResponseFrame() | NotifyFrame():
                 message = f"frame kind {frame.kind!r} travels from hub to client only"
                 self._send(ErrorFrame(code=ProtocolError.code, message=message))
+        return None
 
     def _refuse(self, data: bytes, exc: ProtocolError) -> None:
         """A malformed request that still names its request_id gets a failed response."""
