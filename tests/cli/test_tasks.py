@@ -30,7 +30,7 @@ def workers(served: ThreadHub) -> Iterator[Worker]:
 
     @sdk.on_task("ponder")
     async def ponder(task: TaskInput) -> object:
-        await asyncio.sleep(60)
+        await asyncio.Event().wait()  # never answers; stopping the worker cancels it
         return "done pondering"
 
     async def start() -> None:

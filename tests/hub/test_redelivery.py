@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -90,8 +89,8 @@ async def test_dead_letter_after_max_attempts() -> None:
         assert failures.seen == [
             (question, bob.agent_id, "dead-lettered after 3 nacks: RuntimeError('failure 3')")
         ]
-        # Several times the longest backoff: a fourth delivery would have happened by now.
-        await asyncio.sleep(10 * BACKOFF[1])
+        # No fourth delivery is coming: nothing is scheduled and no counter is left.
+        assert not hub.redelivery.scheduled(bob.agent_id, question)
         assert prompts == ["the answer?"] * 3
         assert len(hub.redelivery) == 0
         assert await hub.replay(bob.agent_id) == 0
@@ -108,9 +107,10 @@ async def test_ack_of_the_envelope_cancels_redelivery() -> None:
         question = await channel.send("the answer?")
         await audit_records(hub, "turn_failed", agent_id=bob.agent_id)
         assert hub.redelivery.attempts == {(bob.agent_id, question): 1}
+        assert hub.redelivery.scheduled(bob.agent_id, question)
         await client.receipt(await _envelope(hub, channel.id, question), "ack", bob.agent_id)
         assert hub.redelivery.attempts == {}
-        await asyncio.sleep(2 * backoff[1])
+        assert not hub.redelivery.scheduled(bob.agent_id, question)  # the ack cancelled it
         assert prompts == ["the answer?"]
 
 
@@ -132,10 +132,11 @@ async def test_ack_of_a_later_envelope_cancels_redelivery() -> None:
         first = await channel.send("one")
         await audit_records(hub, "turn_failed", agent_id=bob.agent_id)
         assert hub.redelivery.attempts == {(bob.agent_id, first): 1}
+        assert hub.redelivery.scheduled(bob.agent_id, first)
         second = await channel.send("two")
         await wait_until(lambda: hub.delivery.cursor(bob.agent_id, channel.id) == second, what="ack of two")
         assert hub.redelivery.attempts == {}
-        await asyncio.sleep(2 * backoff[1])
+        assert not hub.redelivery.scheduled(bob.agent_id, first)  # the later ack cancelled it
         assert seen == ["one", "two"]
 
 

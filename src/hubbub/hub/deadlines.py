@@ -33,6 +33,10 @@ class Deadlines:
         delay = max(0.0, when - time.time())
         self._handles[key] = loop.call_at(loop.time() + delay, self._fire, key, callback)
 
+    def __contains__(self, key: Hashable) -> bool:
+        """Whether ``key`` has a deadline still to fire."""
+        return key in self._handles
+
     def cancel(self, key: Hashable) -> None:
         """Forget ``key``'s deadline, if any."""
         handle = self._handles.pop(key, None)

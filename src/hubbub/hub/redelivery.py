@@ -67,6 +67,10 @@ class Redelivery:
     def __len__(self) -> int:
         return len(self.attempts)
 
+    def scheduled(self, agent_id: str, envelope_id: str) -> bool:
+        """Whether a redelivery of ``envelope_id`` to ``agent_id`` is still to come."""
+        return ("redeliver", agent_id, envelope_id) in self._deadlines
+
     def delay(self, attempt: int) -> float:
         """Seconds before redelivery after the ``attempt``-th nack."""
         return min(self.cap, self.initial * 2.0 ** min(attempt - 1, 64))
