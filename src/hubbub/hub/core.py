@@ -95,7 +95,6 @@ class Hub(IdentityApi, DelegationApi):
         )
         self.channels.snapshot_every = snapshot_every
         self.lifecycle = Lifecycle(
-            self.store,
             self.registry,
             self.channels,
             self.adapters,

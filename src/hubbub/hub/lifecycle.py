@@ -19,7 +19,7 @@ from ..model.channel import ChannelMetadata, ChannelState, Participant, Particip
 from ..model.envelope import EV_CHANNEL_INVITE
 from ..model.ids import make_id
 from ..model.rule import parse_duration
-from ..storage.base import AgentRecord, Store
+from ..storage.base import AgentRecord
 from .channels import ChannelRecord, Channels, Observer
 from .deadlines import Deadlines
 from .governance import Governance
@@ -36,7 +36,6 @@ class Lifecycle:
 
     def __init__(
         self,
-        store: Store,
         registry: Registry,
         channels: Channels,
         adapters: AdapterRegistry,
@@ -47,7 +46,6 @@ class Lifecycle:
     ) -> None:
         self._governance = governance
         self.expectations: Expectations | None = None
-        self._store = store
         self._registry = registry
         self._channels = channels
         self._adapters = adapters

@@ -69,7 +69,7 @@ class Redelivery:
 
     def scheduled(self, agent_id: str, envelope_id: str) -> bool:
         """Whether a redelivery of ``envelope_id`` to ``agent_id`` is still to come."""
-        return ("redeliver", agent_id, envelope_id) in self._deadlines
+        return _deadline(agent_id, envelope_id) in self._deadlines
 
     def delay(self, attempt: int) -> float:
         """Seconds before redelivery after the ``attempt``-th nack."""
@@ -89,7 +89,7 @@ class Redelivery:
         async def redeliver() -> None:
             await self._redeliver(agent_id, channel_id, envelope_id)
 
-        self._deadlines.at(("redeliver", *key), time.time() + self.delay(attempt), redeliver)
+        self._deadlines.at(_deadline(*key), time.time() + self.delay(attempt), redeliver)
 
     def acked(self, agent_id: str, channel_id: str, envelope_id: str) -> None:
         """``agent_id`` acked up to ``envelope_id`` in ``channel_id``: nothing up to it comes back."""
@@ -101,7 +101,7 @@ class Redelivery:
 
     def _forget(self, agent_id: str, channel_id: str, envelope_id: str) -> None:
         self.attempts.pop((agent_id, envelope_id), None)
-        self._deadlines.cancel(("redeliver", agent_id, envelope_id))
+        self._deadlines.cancel(_deadline(agent_id, envelope_id))
         nacked = self._nacked.get((agent_id, channel_id))
         if nacked is not None:
             nacked.discard(envelope_id)
@@ -145,3 +145,8 @@ class Redelivery:
                 self._listeners.emit("on_dispatch_failed", envelope, agent_id, why)
 
         self._deadlines.at(("dead_letter", agent_id, envelope_id), 0.0, emit)
+
+
+def _deadline(agent_id: str, envelope_id: str) -> tuple[str, str, str]:
+    """The key of the redelivery of ``envelope_id`` to ``agent_id`` among the hub's deadlines."""
+    return ("redeliver", agent_id, envelope_id)

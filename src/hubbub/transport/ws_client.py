@@ -257,10 +257,8 @@ class WsLink:
                 # Nothing to wait for before the frame is out, so only the response needs a
                 # bound: the link's deadline sweep gives it one without a timer per request.
                 async with self._slots:
-                    self._pending[request_id] = future
                     self._due(request_id, loop.time() + self.request_timeout)
-                    writer.write(data)
-                    response = await future
+                    response = await self._exchange(ws, request_id, data, future)
             else:
                 async with asyncio.timeout(self.request_timeout):
                     if _IN_HOOK.get():  # few, sequential: no slot, or waiting requests could starve it
@@ -268,8 +266,7 @@ class WsLink:
                     else:
                         self._fail_fast()
                         async with self._slots:
-                            ws = await self._wait_live()
-                            response = await self._exchange(ws, request_id, data, future)
+                            response = await self._exchange(await self._wait_live(), request_id, data, future)
         except TimeoutError:
             raise HubTimeoutError(
                 f"no response to op {op!r} from {self.url} within {self.request_timeout:g}s"
@@ -352,6 +349,9 @@ class WsLink:
                 await reader
         self._ws = self._reader = self._supervisor = None
         self._writer = None
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         self._broken = None
         self._live_event.clear()
 
