@@ -138,7 +138,8 @@ SETUPS = {"hubbub": hubbub_setup, HUBBUB_FIRST: hubbub_first_setup, "ag2": ag2_s
 
 
 def server_for(system: str, args: argparse.Namespace, tmp: str, n: int, profile: str | None) -> Server:
-    db = f"{tmp}/consult-{system.split()[0]}-{len(system)}-{n}.db"  # a fresh database per system and run
+    slug = "".join(c if c.isalnum() else "-" for c in system)
+    db = f"{tmp}/consult-{slug}-{n}.db"  # a fresh database per system and run
     if system == "ag2":
         return bench_server("ag2", args.pin, profile=profile)
     if profile:  # the same Hub(SqliteStore) + serve_ws that `hubbub serve` runs, under cProfile
@@ -161,7 +162,7 @@ class Run:
 
 
 async def one_run(system: str, args: argparse.Namespace, tmp: str, n: int) -> Run:
-    profile = f"{tmp}/consult-{system.split()[0]}.prof" if n < 0 else None
+    profile = f"{tmp}/consult-{system.replace(' ', '-')}.prof" if n < 0 else None
     server = server_for(system, args, tmp, n, profile)
     run = Run(system)
     try:
