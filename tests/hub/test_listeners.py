@@ -324,11 +324,11 @@ def test_only_implemented_hooks_are_wanted() -> None:
 
 async def test_the_hub_wants_only_what_its_listeners_implement(hub: Hub) -> None:
     hub.register_listener(HubListener())
-    # The audit log listens for governance events; delegated tasks for what happens outside
-    # their channels. Nothing listens on the post path (on_envelope_posted) unless asked to.
+    # Delegated tasks listen for what happens outside their channels (the audit log is written
+    # directly, not through a listener). Nothing listens on the post path (on_envelope_posted)
+    # unless asked to.
     assert [h for h in HOOKS if hub.listeners.wants(h)] == [
         "on_envelope_rejected",
         "on_agent_event",
         "on_turn_failed",
-        "on_governance_event",
     ]

@@ -1,8 +1,10 @@
 """The audit log: every governance event, persisted, queryable and followable.
 
-The hub emits :class:`AuditRecord` s through its listeners (hook
-``on_governance_event``); :class:`AuditLog` is the listener that writes them to
-the store, so a slow store never slows a post. Kinds include
+The hub's governance hands every :class:`AuditRecord` to :meth:`AuditLog.write`,
+which places it in the store at once, in order with the envelopes of the same
+event-loop turn (one commit holds a closing envelope and its ``channel_closed``
+record); nothing awaits it, so a slow store never slows a post. Listeners get
+the same records through the ``on_governance_event`` hook. Kinds include
 ``agent_registered``, ``agent_unregistered``, ``resume_set``, ``rule_set``,
 ``skill_set``, ``channel_created``, ``channel_closed``, ``channel_expired``,
 ``expectation_violated``, ``task_terminated``, ``turn_failed``,
@@ -12,24 +14,46 @@ the store, so a slow store never slows a post. Kinds include
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
+from ..errors import StorageError
 from ..model.audit import AuditQuery, AuditRecord, make_audit_record
 from ..storage.base import Store
-from .listeners import HubListener
 
 __all__ = ["AuditLog", "AuditRecord", "make_audit_record"]
 
+log = logging.getLogger("hubbub.audit")
 
-class AuditLog(HubListener):
+
+class AuditLog:
     """Persists governance events; :meth:`query` reads them back, :meth:`follow` streams new ones."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self._followers: set[asyncio.Queue[AuditRecord]] = set()
 
-    async def on_governance_event(self, record: AuditRecord) -> None:
-        await self._store.append_audit(record)
+    def write(self, record: AuditRecord) -> None:
+        """Place ``record`` in the store now; followers get it once it is durable.
+
+        Never raises: a store that failed or closed is logged here (it fails the hub's
+        writes itself), not raised into whatever the hub was doing when it audited.
+        """
+        try:
+            durable = self._store.place_audit(record)
+        except StorageError as exc:
+            log.warning("audit record %s (%s) not written: %s", record.id, record.kind, exc)
+            return
+        if not self._followers:
+            return
+        if durable is None:
+            self._tell(record)
+        else:
+            asyncio.ensure_future(durable).add_done_callback(
+                lambda done: None if done.cancelled() or done.exception() else self._tell(record)
+            )
+
+    def _tell(self, record: AuditRecord) -> None:
         for queue in self._followers:
             if queue.qsize() < 10_000:
                 queue.put_nowait(record)

@@ -87,7 +87,8 @@ class Hub(IdentityApi, DelegationApi):
         self._ids = MonotonicIds()
         self._deadlines = Deadlines()
         self.listeners = Listeners()
-        self.governance = Governance(self.listeners, self._open_channels)
+        self.audit = AuditLog(self.store)
+        self.governance = Governance(self.listeners, self._open_channels, self.audit.write)
         self.registry.on_change.append(self.governance.rules_changed)
         self.dispatcher = Dispatcher(self.registry, self.governance, self.delivery, self.listeners)
         self.channels = Channels(
@@ -102,8 +103,6 @@ class Hub(IdentityApi, DelegationApi):
             self.governance,
             invite_ack_timeout=invite_ack_timeout,
         )
-        self.audit = AuditLog(self.store)
-        self.listeners.add(self.audit)
         self.expectations = Expectations(
             self.channels, self._deadlines, self.governance, self.listeners, self.lifecycle.close
         )
@@ -346,7 +345,9 @@ class Hub(IdentityApi, DelegationApi):
             record = self.registry.find(agent_id)
             if record is not None:
                 self.governance.on_ack(agent_id, channel_id, envelope_id, record.rule.limits.inbox)
-            await self.store.set_cursor(agent_id, channel_id, envelope_id)
+            # Not awaited: the cursor may wait to commit with the next envelope (a crash before
+            # then means a redelivery, which at-least-once allows).
+            self.store.place_cursor(agent_id, channel_id, envelope_id)
 
     def nack(self, agent_id: str, channel_id: str, envelope_id: str, reason: str = "") -> None:
         """``agent_id`` could not process ``envelope_id`` (its turn failed): it is redelivered with

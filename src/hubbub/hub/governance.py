@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import InboxFull, RateLimitedError
-from ..model.audit import make_audit_record
+from ..model.audit import AuditRecord, make_audit_record
 from ..model.channel import ChannelMetadata
 from ..model.envelope import Envelope
 from ..model.identity import Passport
@@ -168,8 +168,14 @@ class Inbox:
 class Governance:
     """Arbiters, rates and inboxes, consulted by the hub's post path and lifecycle."""
 
-    def __init__(self, listeners: Listeners, open_channels: Callable[[str], int]) -> None:
+    def __init__(
+        self,
+        listeners: Listeners,
+        open_channels: Callable[[str], int],
+        record: Callable[[AuditRecord], None] | None = None,
+    ) -> None:
         self._listeners = listeners
+        self._record = record
         self.rule_arbiter = RuleBasedArbiter(open_channels)
         self._custom: list[HubArbiter] = []
         self.rates = RateLimiter()
@@ -184,9 +190,16 @@ class Governance:
         self._custom.append(arbiter)
 
     def audit(self, kind: str, **fields: Any) -> None:
-        """Emit an audit record to the listeners (the audit log persists it)."""
-        if self._listeners.wants("on_governance_event"):
-            self._listeners.emit("on_governance_event", make_audit_record(kind, **fields))
+        """Write an audit record (placed now: it commits with this turn's envelopes) and emit it
+        to the listeners."""
+        wanted = self._listeners.wants("on_governance_event")
+        if self._record is None and not wanted:
+            return
+        record = make_audit_record(kind, **fields)
+        if self._record is not None:
+            self._record(record)
+        if wanted:
+            self._listeners.emit("on_governance_event", record)
 
     @staticmethod
     def _raise(deny: Deny, *, agent_id: str | None, channel_id: str | None = None) -> None:

@@ -112,8 +112,20 @@ class Store(abc.ABC):
 
     # delivery cursors
     @abc.abstractmethod
+    def place_cursor(self, agent_id: str, channel_id: str, envelope_id: str) -> Awaitable[None] | None:
+        """Record that ``agent_id`` acked everything in ``channel_id`` up to ``envelope_id``, placed
+        now in order like :meth:`put_kv`; await the result (if not None) for durability.
+
+        A store may let a cursor wait a little for other writes to commit with (an ack lost
+        in a crash only means a redelivery), so await it only where durability matters more
+        than latency.
+        """
+
     async def set_cursor(self, agent_id: str, channel_id: str, envelope_id: str) -> None:
-        """Record that ``agent_id`` acked everything in ``channel_id`` up to ``envelope_id``."""
+        """:meth:`place_cursor`, returning once the cursor is durable."""
+        durable = self.place_cursor(agent_id, channel_id, envelope_id)
+        if durable is not None:
+            await durable
 
     @abc.abstractmethod
     async def load_cursors(self) -> dict[tuple[str, str], str]:
@@ -142,8 +154,15 @@ class Store(abc.ABC):
 
     # audit
     @abc.abstractmethod
+    def place_audit(self, record: AuditRecord) -> Awaitable[None] | None:
+        """Persist one audit record, placed now in order like :meth:`put_kv` (so it commits with
+        the envelopes of the same turn); await the result (if not None) for durability."""
+
     async def append_audit(self, record: AuditRecord) -> None:
-        """Persist one audit record."""
+        """:meth:`place_audit`, returning once the record is durable."""
+        durable = self.place_audit(record)
+        if durable is not None:
+            await durable
 
     @abc.abstractmethod
     async def read_audit(self, query: AuditQuery) -> list[AuditRecord]:

@@ -127,8 +127,9 @@ class MemoryStore(Store):
         wal = self._wals.get(channel_id)
         return None if wal is None else wal.by_key.get((sender_id, key))
 
-    async def set_cursor(self, agent_id: str, channel_id: str, envelope_id: str) -> None:
+    def place_cursor(self, agent_id: str, channel_id: str, envelope_id: str) -> Awaitable[None] | None:
         self._cursors[(agent_id, channel_id)] = envelope_id
+        return None
 
     async def load_cursors(self) -> dict[tuple[str, str], str]:
         return dict(self._cursors)
@@ -147,8 +148,9 @@ class MemoryStore(Store):
     async def scan_kv(self, prefix: str) -> dict[str, bytes]:
         return {k: self._kv[k] for k in sorted(self._kv) if k.startswith(prefix)}
 
-    async def append_audit(self, record: AuditRecord) -> None:
+    def place_audit(self, record: AuditRecord) -> Awaitable[None] | None:
         self._audit.append(record)
+        return None
 
     async def compact(
         self, policy: RetentionPolicy, *, dry_run: bool = False, now: float | None = None

@@ -37,6 +37,7 @@ from ._sqlite_writer import (
     FLUSH_AT,
     KV_DELETE,
     KV_PUT,
+    LINGER,
     PUT_AGENT,
     Batch,
     Durable,
@@ -140,8 +141,15 @@ class SqliteStore(Store):
     def _submit(self, op: int, row: tuple[Any, ...], envelope: Envelope | None = None) -> Durable:
         return self._place(op, row, envelope).future
 
-    def _place(self, op: int, row: tuple[Any, ...], envelope: Envelope | None = None) -> Batch:
-        """Add one write to this turn's batch (opening it if need be); the batch it went into."""
+    def _place(
+        self, op: int, row: tuple[Any, ...], envelope: Envelope | None = None, *, linger: bool = False
+    ) -> Batch:
+        """Add one write to this turn's batch (opening it if need be); the batch it went into.
+
+        ``linger``: the write may wait up to :data:`LINGER` for other writes to commit with
+        (a batch of such writes only goes to the writer then, or with the first write that
+        may not wait).
+        """
         if self._closed:
             raise StorageError(
                 f"SqliteStore({self.path}) is closed; open a new store to write", reason="closed"
@@ -150,7 +158,10 @@ class SqliteStore(Store):
             raise StorageError(self._writer.failure.message, reason="write_failed")
         batch = self._batch
         if batch is None or batch.future.get_loop() is not asyncio.get_running_loop():
-            batch = self._open_batch()
+            batch = self._open_batch(linger)
+        elif batch.lingering and not linger:
+            batch.lingering = False
+            asyncio.get_running_loop().call_soon(self._flush, batch)
         batch.ops.append((op, row))
         if envelope is not None:
             batch.envelopes.append(envelope)
@@ -158,12 +169,16 @@ class SqliteStore(Store):
             self._flush(batch)
         return batch
 
-    def _open_batch(self) -> Batch:
+    def _open_batch(self, linger: bool) -> Batch:
         if self._batch is not None:
             self._flush(self._batch)  # made on another loop: keep the order, send it now
         loop = asyncio.get_running_loop()
         batch = self._batch = Batch(Durable(loop=loop))
-        loop.call_soon(self._flush, batch)
+        if linger:
+            batch.lingering = True
+            loop.call_later(LINGER, self._flush, batch)
+        else:
+            loop.call_soon(self._flush, batch)
         return batch
 
     def _flush(self, batch: Batch) -> None:
@@ -237,8 +252,9 @@ class SqliteStore(Store):
         body = self._encode(metadata, f"channel {metadata.channel_id}")
         return self._submit(CHANNEL, (metadata.channel_id, body))
 
-    async def set_cursor(self, agent_id: str, channel_id: str, envelope_id: str) -> None:
-        await self._submit(CURSOR, (agent_id, channel_id, envelope_id))
+    def place_cursor(self, agent_id: str, channel_id: str, envelope_id: str) -> Durable:
+        """Placed now; it commits with the next write that may not wait, or :data:`LINGER` later."""
+        return self._place(CURSOR, (agent_id, channel_id, envelope_id), linger=True).future
 
     def put_kv(self, key: str, value: bytes) -> asyncio.Future[None]:
         """Queue ``key = value`` now, after every write made before; the future completes once committed."""
@@ -247,9 +263,9 @@ class SqliteStore(Store):
     def delete_kv(self, key: str) -> asyncio.Future[None]:
         return self._submit(KV_DELETE, (_key(key),))
 
-    async def append_audit(self, r: AuditRecord) -> None:
+    def place_audit(self, r: AuditRecord) -> Durable:
         body = self._encode(r, f"audit record {r.id}")
-        await self._submit(AUDIT, (r.id, r.at, r.kind, r.agent_id, r.actor, r.channel_id, body))
+        return self._submit(AUDIT, (r.id, r.at, r.kind, r.agent_id, r.actor, r.channel_id, body))
 
     # reads: on the reader thread, committed data only
 
