@@ -6,12 +6,13 @@ The first stdout line is the ``ws://`` URL; the server runs until SIGTERM/SIGINT
 With ``--profile FILE`` the whole serving time is under cProfile, dumped to FILE on exit.
 
 * ``hubbub``: ``Hub(SqliteStore(db))`` (durability "full", the ``hubbub serve`` default)
-  behind ``serve_ws`` on 127.0.0.1, port 0.
-* ``bare``: a ``websockets`` server with no hub logic (``compression=None``): a connection's
-  first text frame names it ("A" or "B"); every later text frame from A is forwarded as is to B.
-* ``idle``: a ``websockets`` server (``compression=None``, pings every ``--ping-interval``
-  seconds) whose handler only waits for the connection to close: the reference for holding
-  many idle connections (``bench/idle_agents.py``).
+  behind ``serve_ws`` on 127.0.0.1, port 0, on uvloop when it is installed (as ``hubbub serve``).
+* ``bare``: a ``websockets`` server with no hub logic (``compression=None``, on hubbub's
+  loop): a connection's first text frame names it ("A" or "B"); every later text frame from
+  A is forwarded as is to B.
+* ``idle``: a ``websockets`` server (``compression=None``, on hubbub's loop, pings every
+  ``--ping-interval`` seconds) whose handler only waits for the connection to close: the
+  reference for holding many idle connections (``bench/idle_agents.py``).
 * ``ag2``: ag2 1.2.1's ``Hub`` on its ``MemoryKnowledgeStore`` (timer sweepers off) behind
   ag2's own ``serve_ws``.
 """
@@ -24,6 +25,8 @@ import cProfile
 import signal
 import sys
 from typing import Any
+
+from hubbub.server import event_loop
 
 
 async def _until_stopped() -> None:
@@ -122,8 +125,13 @@ def main() -> int:
     profiler = cProfile.Profile() if args.profile else None
     if profiler is not None:
         profiler.enable()
+    # hubbub serves on the loop `hubbub serve` picks (uvloop when installed); the bare and idle
+    # references run on the same loop, so their ratios measure the hub, not the loop. ag2's hub
+    # runs on asyncio's loop, as its own serve_ws does.
+    factory = event_loop("auto")[0] if args.kind != "ag2" else None
     try:
-        asyncio.run(coro)
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(coro)
     finally:
         if profiler is not None:
             profiler.disable()

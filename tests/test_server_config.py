@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 from hubbub import UsageError
-from hubbub.server import ServeConfig, load_config
+from hubbub.server import ServeConfig, event_loop, load_config
 
 
 def test_defaults() -> None:
@@ -43,6 +44,7 @@ def test_precedence_flags_then_environment_then_file(tmp_path: Path) -> None:
         ({"ping_interval": -1}, {}, "ping interval must be 0 (off) or more"),
         ({}, {"HUBBUB_PING_TIMEOUT": "0"}, "ping timeout above 0"),
         ({"max_inflight_requests": 0}, {}, "max_inflight_requests must be 1 or more"),
+        ({}, {"HUBBUB_LOOP": "fast"}, "bad setting for hubbub serve"),
     ],
 )
 def test_bad_settings(flags: dict[str, object], environ: dict[str, str], message: str) -> None:
@@ -86,3 +88,27 @@ def test_retention_settings_from_flags_environment_and_file(tmp_path: Path) -> N
     policy, every = config.retention()
     assert (policy.closed_wal_after, policy.audit_after, policy.audit_max_rows) == (30 * 86400, 7200, 100)
     assert every == 600
+
+
+def test_event_loop_from_flags_and_environment() -> None:
+    assert load_config({}, environ={}).loop == "auto"
+    assert load_config({}, environ={"HUBBUB_LOOP": "asyncio"}).loop == "asyncio"
+    assert load_config({"loop": "uvloop"}, environ={"HUBBUB_LOOP": "asyncio"}).loop == "uvloop"
+
+
+def test_auto_picks_uvloop_when_installed_and_asyncio_is_always_there() -> None:
+    import uvloop
+
+    assert event_loop("auto") == (uvloop.new_event_loop, "uvloop")
+    assert event_loop("uvloop") == (uvloop.new_event_loop, "uvloop")
+    assert event_loop("asyncio") == (None, "asyncio")
+
+
+def test_without_uvloop_auto_falls_back_and_asking_for_it_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop now raises ImportError
+    assert event_loop("auto") == (None, "asyncio")
+    with pytest.raises(UsageError) as err:
+        event_loop("uvloop")
+    assert "uvloop is not installed: pip install uvloop, or pass --loop asyncio" in str(err.value)

@@ -34,10 +34,14 @@ def _start(*args: str) -> subprocess.Popen[str]:
     )
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, Path]]:
+@pytest.fixture(params=["auto", "asyncio"])
+def served(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[subprocess.Popen[str], str, Path]]:
+    """``hubbub serve`` on uvloop (auto: it is installed with hubbub) and on asyncio's loop."""
     db = tmp_path / "hub.db"
-    proc = _start("--port", "0", "--db", str(db))
+    loop = request.param
+    proc = _start("--port", "0", "--db", str(db), *(["--loop", loop] if loop != "auto" else []))
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
@@ -46,6 +50,7 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, Path]]:
         )
         url = first.split()[3]
         assert str(db) in first
+        assert f"loop {'uvloop' if loop == 'auto' else loop}," in first
         yield proc, url, db
     finally:
         if proc.poll() is None:
@@ -95,6 +100,7 @@ async def test_agents_talk_through_a_served_hub_and_it_stops_cleanly(
         (["--port", "70000"], "port must be 0 to 65535"),
         (["--durability", "sometimes"], "invalid choice: 'sometimes'"),
         (["--max-inflight-requests", "0"], "max_inflight_requests must be 1 or more"),
+        (["--loop", "fast"], "invalid choice: 'fast'"),
     ],
 )
 def test_bad_settings_fail_with_one_clear_line(args: list[str], message: str, tmp_path: Path) -> None:

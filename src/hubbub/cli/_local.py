@@ -60,6 +60,11 @@ def _add_serve(commands: Subparsers) -> None:
         "more (WsLink(url, max_inflight_requests=N)) need it raised to match",
     )
     serve.add_argument(
+        "--loop",
+        choices=["auto", "uvloop", "asyncio"],
+        help="event loop: uvloop (faster), asyncio, or auto: uvloop when installed (default)",
+    )
+    serve.add_argument(
         "--checkpoint-max-bytes", type=int, metavar="N", help="largest task checkpoint kept (default 1 MiB)"
     )
     add_retention_flags(serve)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -41,7 +41,7 @@ from .listeners import Listeners
 from .registry import Registry
 from .snapshots import SNAPSHOT_EVERY, write_snapshot
 
-__all__ = ["HUB_SENDER", "ChannelRecord", "Channels", "Observer"]
+__all__ = ["HUB_SENDER", "Accepted", "ChannelRecord", "Channels", "Observer"]
 
 HUB_SENDER = "hub"
 """``sender_id`` of envelopes the hub itself writes (opened, closed, expired)."""
@@ -61,6 +61,9 @@ class ChannelRecord:
     __slots__ = (
         "activated",
         "adapter",
+        "first",
+        "first_accepted",
+        "first_refused",
         "idempotency",
         "inflight",
         "members",
@@ -83,17 +86,42 @@ class ChannelRecord:
         self.idempotency: dict[tuple[str, str], str] = {}
         self.recipients: dict[str, tuple[int, list[AgentRecord]]] = {}
         self.replying: set[tuple[str, str]] = set()
-        self.activated: asyncio.Future[ChannelMetadata] | None = None
+        self.activated: asyncio.Future[ChannelState] | None = None
+        """Set once the channel is no longer pending, to the state it went to."""
         self.texts = 0
         """How many text and packet envelopes the WAL holds (what views count)."""
         self.unsnapped = 0  # envelopes since the last snapshot (hub/snapshots.py)
         self.inflight: set[str] = set()  # posted, not yet through delivery: no inbox counts them yet
         self.observer: Observer | None = None
         """Sees this channel's envelopes as they commit (a delegated task watches its channel)."""
+        self.first: Envelope | None = None
+        """The creator's first envelope, posted as the channel activates (``open(first=...)``)."""
+        self.first_accepted: Accepted | None = None
+        self.first_refused: HubbubError | None = None
 
     @property
     def id(self) -> str:
         return self.metadata.channel_id
+
+
+Followups = list[tuple[Envelope, Awaitable[None] | None]]
+"""Hub envelopes an accepted envelope caused (opened, closed), each with its durability."""
+
+
+class Accepted(NamedTuple):
+    """An envelope :meth:`Channels.accept` ed (appended and folded), not yet delivered."""
+
+    record: ChannelRecord
+    stamped: Envelope
+    durable: Awaitable[None] | None
+    sender: AgentRecord | None
+    recipients: list[AgentRecord]
+    bypass: bool
+    skip: list[str] | None
+    followups: Followups | None
+    """None: the channel's metadata did not change."""
+    placed: Awaitable[None] | None
+    """The changed metadata's write (with ``followups``)."""
 
 
 class Channels:
@@ -176,6 +204,15 @@ class Channels:
                 earlier = await self._store.find_by_idempotency_key(record.id, sender_id, key)
             if earlier is not None:
                 return earlier
+        accepted = self.accept(record, envelope, sender_id)
+        if key is not None:
+            record.idempotency[(sender_id, key)] = accepted.stamped.envelope_id
+        await self.complete(accepted)
+        return accepted.stamped.envelope_id
+
+    def accept(self, record: ChannelRecord, envelope: Envelope, sender_id: str) -> Accepted:
+        """Check, stamp, append and fold ``envelope`` now, with no await (having written nothing
+        if it is refused: the error is raised); follow with :meth:`complete`."""
         bypass = is_bypass_event(envelope.event_type)
         sender = self._registry.find(sender_id)
         try:
@@ -188,14 +225,21 @@ class Channels:
             self._rejected(envelope, sender_id, exc)
             raise
         stamped, durable = self._commit(record, envelope)
-        if key is not None:
-            record.idempotency[(sender_id, key)] = stamped.envelope_id
         # In flight before its effects: a closing snapshot taken by _apply must see it as pending.
         record.inflight.add(stamped.envelope_id)
         try:
             followups = self._apply(record, stamped)
-            # The metadata change goes into the same commit as the envelope that caused it.
-            placed = self.place(record) if followups is not None else None
+        except BaseException:
+            record.inflight.discard(stamped.envelope_id)
+            raise
+        # The metadata change goes into the same commit as the envelope that caused it.
+        placed = self.place(record) if followups is not None else None
+        return Accepted(record, stamped, durable, sender, recipients, bypass, skip, followups, placed)
+
+    async def complete(self, accepted: Accepted) -> None:
+        """Once the :meth:`accept` ed envelope is durable: deliver it and settle its effects."""
+        record, stamped, durable, sender, recipients, bypass, skip, followups, placed = accepted
+        try:
             if durable is not None:
                 await durable
             self._dispatcher.deliver(stamped, sender, recipients, substantive=not bypass, skip=skip)
@@ -205,7 +249,6 @@ class Channels:
             self._listeners.emit("on_envelope_posted", stamped)
         if followups is not None:
             await self.settle(record, followups, placed)
-        return stamped.envelope_id
 
     def _recipients(self, record: ChannelRecord, envelope: Envelope, sender_id: str) -> list[AgentRecord]:
         """The registered recipients of ``envelope``; for a broadcast, cached per sender."""
@@ -330,9 +373,7 @@ class Channels:
         )
         return self._commit(record, envelope)
 
-    def _apply(
-        self, record: ChannelRecord, envelope: Envelope
-    ) -> list[tuple[Envelope, Awaitable[None] | None]] | None:
+    def _apply(self, record: ChannelRecord, envelope: Envelope) -> Followups | None:
         """Lifecycle effects of an accepted envelope, decided before anything awaits.
 
         None: the channel's metadata did not change. A list (maybe empty): it
@@ -357,16 +398,28 @@ class Channels:
             return self.terminate(record, result.next_state, result.close_reason or "closed_by_adapter")
         return None
 
-    def activate(self, record: ChannelRecord) -> list[tuple[Envelope, Awaitable[None] | None]]:
-        """Every invitee acked: the channel becomes ACTIVE; returns the opened envelope to settle."""
+    def activate(self, record: ChannelRecord) -> Followups:
+        """Every invitee acked: the channel becomes ACTIVE; returns the opened envelope to settle.
+
+        The creator's :attr:`ChannelRecord.first` envelope is accepted right after it (so
+        one commit holds the last ack, opened and the first text) and delivered when
+        :meth:`settle` has delivered opened; if it is refused, the channel closes
+        (``first_message_refused``) and the refusal waits in ``first_refused``.
+        """
         record.metadata.state = ChannelState.ACTIVE
         self.announce("opened", record)
         participants = record.metadata.participant_ids()
-        return [self.commit_hub_event(record, EV_CHANNEL_OPENED, {"participants": participants})]
+        followups = [self.commit_hub_event(record, EV_CHANNEL_OPENED, {"participants": participants})]
+        first, record.first = record.first, None
+        if first is not None:
+            try:
+                record.first_accepted = self.accept(record, first, first.sender_id)
+            except HubbubError as exc:
+                record.first_refused = exc
+                followups += self.terminate(record, ChannelState.CLOSED, "first_message_refused")
+        return followups
 
-    def terminate(
-        self, record: ChannelRecord, state: ChannelState, reason: str
-    ) -> list[tuple[Envelope, Awaitable[None] | None]]:
+    def terminate(self, record: ChannelRecord, state: ChannelState, reason: str) -> Followups:
         """Move a channel to CLOSED or EXPIRED now (``closed_at``: the closing envelope's time)."""
         meta = record.metadata
         if meta.is_terminal():
@@ -405,7 +458,7 @@ class Channels:
     async def settle(
         self,
         record: ChannelRecord,
-        followups: list[tuple[Envelope, Awaitable[None] | None]],
+        followups: Followups,
         placed: Awaitable[None] | None,
     ) -> None:
         """Once the changed metadata (``placed`` by :meth:`place`) is durable, deliver the hub
@@ -419,4 +472,7 @@ class Channels:
         waiter = record.activated
         meta = record.metadata
         if waiter is not None and not waiter.done() and meta.state is not ChannelState.PENDING:
-            waiter.set_result(meta)
+            waiter.set_result(meta.state)
+        first, record.first_accepted = record.first_accepted, None
+        if first is not None:
+            await self.complete(first)

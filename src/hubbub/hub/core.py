@@ -17,7 +17,7 @@ from typing import Any
 from ..adapters.base import AgentReply, ChannelAdapter
 from ..adapters.registry import AdapterRegistry
 from ..auth import AuthRegistry
-from ..errors import ChannelRuleError, HubbubError, UsageError
+from ..errors import ChannelRuleError, UsageError
 from ..model._time import to_iso
 from ..model.channel import ChannelMetadata, ChannelState, Expectation
 from ..model.checkpoint import MAX_CHECKPOINT_BYTES
@@ -221,12 +221,12 @@ class Hub(IdentityApi, DelegationApi):
     ) -> ChannelMetadata:
         """Open a channel; returns once every invitee acked (see :class:`Lifecycle`).
 
-        ``first``: a text the creator sends as soon as the channel is active, before this
-        returns (one client round trip fewer than opening, then sending). If the channel
-        refuses it, the channel is closed (reason ``first_message_refused``) and the refusal
-        is raised.
+        ``first``: a text the creator sends as the channel becomes active, before this
+        returns (one client round trip fewer than opening, then sending; it commits with the
+        last invitee's ack). If the channel refuses it, the channel is closed (reason
+        ``first_message_refused``) and the refusal is raised.
         """
-        metadata = await self.lifecycle.create(
+        return await self.lifecycle.create(
             creator_id,
             type,
             participants,
@@ -235,20 +235,8 @@ class Hub(IdentityApi, DelegationApi):
             ttl=ttl,
             labels=labels,
             intent=intent,
+            first=first,
         )
-        if first is not None:
-            envelope = Envelope(
-                channel_id=metadata.channel_id,
-                sender_id=metadata.creator_id,
-                event_type=EV_TEXT,
-                event_data={"text": first},
-            )
-            try:
-                await self.channels.post(envelope, metadata.creator_id)
-            except HubbubError:
-                await self.lifecycle.close(metadata.channel_id, "first_message_refused")
-                raise
-        return metadata
 
     async def close_channel(self, channel_id: str, reason: str = "closed") -> ChannelMetadata:
         """Close a channel; participants get ``EV_CHANNEL_CLOSED``."""

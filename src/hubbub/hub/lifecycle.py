@@ -16,7 +16,7 @@ from ..adapters.registry import AdapterRegistry
 from ..errors import AccessDeniedError, HubTimeoutError, UsageError
 from ..model._time import from_iso, iso_now, to_iso
 from ..model.channel import ChannelMetadata, ChannelState, Participant, ParticipantRole
-from ..model.envelope import EV_CHANNEL_INVITE
+from ..model.envelope import EV_CHANNEL_INVITE, EV_TEXT, Envelope
 from ..model.ids import make_id
 from ..model.rule import parse_duration
 from ..storage.base import AgentRecord
@@ -64,8 +64,14 @@ class Lifecycle:
         labels: dict[str, str] | None = None,
         intent: str | None = None,
         parent_channel_id: str | None = None,
+        first: str | None = None,
     ) -> ChannelMetadata:
-        """Open a channel and return its metadata once every invitee has acked."""
+        """Open a channel and return its metadata once every invitee has acked.
+
+        ``first``: a text the creator sends as the channel activates, committed with the last
+        ack and delivered right after opened; if the channel refuses it, it closes
+        (``first_message_refused``) and the refusal is raised here.
+        """
         record = await self.open(
             creator,
             type_,
@@ -76,6 +82,7 @@ class Lifecycle:
             labels=labels,
             intent=intent,
             parent_channel_id=parent_channel_id,
+            first=first,
         )
         return await self.await_activation(record)
 
@@ -92,6 +99,7 @@ class Lifecycle:
         intent: str | None = None,
         parent_channel_id: str | None = None,
         observer: Observer | None = None,
+        first: str | None = None,
     ) -> ChannelRecord:
         """Validate, write the channel PENDING and send the invites; returns before any ack.
 
@@ -146,6 +154,11 @@ class Lifecycle:
         adapter.validate_create(metadata)
         record = ChannelRecord(metadata, adapter, adapter.initial_state(metadata))
         record.observer = observer
+        if first is not None:
+            text = {"text": first}
+            record.first = Envelope(
+                channel_id=metadata.channel_id, sender_id=creator_id, event_type=EV_TEXT, event_data=text
+            )
         if self.expectations is not None:
             self.expectations.resolve(record)
         record.activated = asyncio.get_running_loop().create_future()
@@ -181,14 +194,17 @@ class Lifecycle:
         if record.activated is None:  # a channel restored from the store: nobody waited for it yet
             record.activated = asyncio.get_running_loop().create_future()
             if record.metadata.state is not ChannelState.PENDING:
-                record.activated.set_result(record.metadata)
+                record.activated.set_result(record.metadata.state)
         try:
-            metadata = await record.activated
+            state = await record.activated  # as it was when it stopped pending (it may close since)
         finally:
             record.activated = None
             self._deadlines.cancel(("ack", record.id))
-        if metadata.state is ChannelState.ACTIVE:
+        metadata = record.metadata
+        if state is ChannelState.ACTIVE:
             return metadata
+        if record.first_refused is not None:
+            raise record.first_refused
         names = [self._registry.name_of(a) for a in metadata.rejected_by]
         if metadata.close_reason == "invite_rejected":
             raise AccessDeniedError(
