@@ -74,6 +74,38 @@ async def test_open_with_a_first_message_asks_in_the_same_request(client: HubCli
     assert answer.causation_id == question.envelope_id
 
 
+async def test_wait_closed_gives_the_hubs_final_metadata_however_the_close_was_seen(
+    client: HubClient,
+) -> None:
+    alice = await client.register(name="alice", handle_turns=False)
+    await client.register(echo("bob"))
+    # Waiting while it closes: the final metadata comes from the closing envelope itself.
+    waited = await alice.open("consulting", "bob", first="one")
+    final = await waited.wait_closed(timeout=5 * TIME_UNIT)
+    assert final.state is ChannelState.CLOSED
+    assert final == await client.get_channel(waited.id)
+    # Waiting after alice processed the close: remembered, so the answer is at once and the same.
+    seen = await alice.open("consulting", "bob", first="two")
+    closing = await alice.wait_for_channel_event(
+        seen.id, lambda e: e.event_type == EV_CHANNEL_CLOSED, timeout=5 * TIME_UNIT
+    )
+    final = await seen.wait_closed(timeout=0.001)
+    assert (final.state, final.closed_at) == (ChannelState.CLOSED, closing.created_at)
+    assert final == await client.get_channel(seen.id)
+    # A close this client never saw (here: forgotten) is taken from the hub instead of waited for.
+    unseen = await alice.open("consulting", "bob", first="three")
+    await alice.wait_for_channel_event(
+        unseen.id, lambda e: e.event_type == EV_CHANNEL_CLOSED, timeout=5 * TIME_UNIT
+    )
+    alice._endings.clear()
+    final = await unseen.wait_closed(timeout=5 * TIME_UNIT)
+    assert final == await client.get_channel(unseen.id)
+    # Still open: wait_closed times out.
+    open_ = await alice.open("conversation", "bob")
+    with pytest.raises(TimeoutError):
+        await open_.wait_closed(timeout=0.05 * TIME_UNIT)
+
+
 async def test_a_refused_first_message_closes_the_channel_and_says_why(hub: Hub, client: HubClient) -> None:
     user = await client.register(name="user", handle_turns=False)
     clerk = await client.register(name="clerk", handle_turns=False)

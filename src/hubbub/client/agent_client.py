@@ -52,9 +52,15 @@ log = logging.getLogger("hubbub.client")
 
 EnvelopeCallback = Callable[[Envelope], Awaitable[None] | None]
 _TERMINAL = (EV_CHANNEL_CLOSED, EV_CHANNEL_EXPIRED)
+_ENDINGS_KEPT = 1024
+"""Closing envelopes an agent client remembers (newest), so ``wait_closed`` after the fact is local."""
 _ACK_BATCH = 64
 _MOST_UNACKED = DONE_MEMORY // 2
 """Processed envelopes a lane lets wait for an ack while one is in flight (a lane remembers DONE_MEMORY)."""
+
+
+def _ends(envelope: Envelope) -> bool:
+    return envelope.event_type in _TERMINAL
 
 
 class _Waiter:
@@ -92,6 +98,7 @@ class AgentClient:
         self._task_mirror: TaskMirror | None = None
         self._callbacks: list[EnvelopeCallback] = []
         self._waiters: list[_Waiter] = []
+        self._endings: dict[str, Envelope] = {}  # channel id -> the envelope that closed it, newest last
         self._lanes: dict[str, Lane] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -232,6 +239,24 @@ class AgentClient:
             with contextlib.suppress(ValueError):
                 self._waiters.remove(waiter)
 
+    async def wait_ended(self, channel_id: str, *, timeout: float) -> Envelope | ChannelMetadata:
+        """The envelope that closed (or expired) ``channel_id`` once this agent has processed it,
+        or the channel's metadata if the hub says it ended before this agent saw it end."""
+        ending = self._endings.get(channel_id)
+        if ending is not None:
+            return ending
+        waiter = _Waiter(channel_id, _ends)
+        self._waiters.append(waiter)
+        try:
+            # Asked after the waiter is in place: an ending processed from now on reaches it.
+            metadata = await self.hub_client.get_channel(channel_id)
+            if metadata.is_terminal() and not waiter.future.done():
+                return metadata
+            return await asyncio.wait_for(asyncio.shield(waiter.future), timeout)
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+
     def deliver(self, envelope: Envelope) -> None:
         """Queue a delivery in its channel's lane (called by the HubClient)."""
         if self._closed:
@@ -311,6 +336,11 @@ class AgentClient:
             result = callback(envelope)
             if inspect.isawaitable(result):
                 await result
+        if envelope.event_type in _TERMINAL:
+            endings = self._endings
+            endings[envelope.channel_id] = envelope
+            if len(endings) > _ENDINGS_KEPT:
+                del endings[next(iter(endings))]
         for waiter in list(self._waiters):
             if (
                 waiter.channel_id == envelope.channel_id

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from ..model.channel import ChannelMetadata
-from ..model.envelope import EV_CHANNEL_CLOSED, EV_CHANNEL_EXPIRED, EV_CONTEXT_SET, EV_TEXT, Envelope
+import msgspec
+
+from ..model.channel import ChannelMetadata, ChannelState
+from ..model.envelope import EV_CHANNEL_EXPIRED, EV_CONTEXT_SET, EV_TEXT, Envelope
 
 if TYPE_CHECKING:
     from .agent_client import AgentClient
@@ -91,10 +93,23 @@ class Channel:
 
     async def wait_closed(self, timeout: float = 60.0) -> ChannelMetadata:
         """Wait until the channel is closed or expired; returns its final metadata."""
-        await self._client.wait_for_channel_event(
-            self.id, lambda e: e.event_type in (EV_CHANNEL_CLOSED, EV_CHANNEL_EXPIRED), timeout=timeout
-        )
-        return await self.info()
+        if self.metadata.is_terminal():
+            return self.metadata
+        ended = await self._client.wait_ended(self.id, timeout=timeout)
+        if isinstance(ended, ChannelMetadata):
+            self.metadata = ended
+        elif self.metadata.state is ChannelState.ACTIVE:
+            # Once a channel is active, closing it changes only these three: no need to ask the hub.
+            reason = ended.event_data.get("reason")
+            self.metadata = msgspec.structs.replace(
+                self.metadata,
+                state=ChannelState.EXPIRED if ended.event_type == EV_CHANNEL_EXPIRED else ChannelState.CLOSED,
+                close_reason=reason if isinstance(reason, str) else "closed",
+                closed_at=ended.created_at,
+            )
+        else:
+            await self.info()
+        return self.metadata
 
     async def wait_for(
         self, count: int = 1, *, event_type: str = EV_TEXT, timeout: float = 60.0
