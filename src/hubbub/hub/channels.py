@@ -185,11 +185,12 @@ class Channels:
 
     # post path
 
-    async def post(self, envelope: Envelope, sender_id: str) -> str:
+    def post(self, envelope: Envelope, sender_id: str) -> Awaitable[str]:
         """Validate, stamp, append, fold and deliver ``envelope`` from ``sender_id``.
 
-        Returns the envelope id once the envelope is durable. A retry with the
-        same ``idempotency_key`` returns the first id and writes nothing.
+        The checks, the append and the fold happen now (a refusal raises here); await the
+        result for the envelope id, once the envelope is durable and delivered. A retry with
+        the same ``idempotency_key`` returns the first id and writes nothing.
         """
         record = self._records.get(envelope.channel_id)
         if record is None:
@@ -197,18 +198,20 @@ class Channels:
         assert record is not None
         if envelope.sender_id != sender_id:
             envelope = msgspec.structs.replace(envelope, sender_id=sender_id)
-        key = envelope.idempotency_key
-        if key is not None:
-            earlier = record.idempotency.get((sender_id, key))
-            if earlier is None:
-                earlier = await self._store.find_by_idempotency_key(record.id, sender_id, key)
-            if earlier is not None:
-                return earlier
+        if envelope.idempotency_key is not None:
+            return self._post_once(record, envelope, sender_id, envelope.idempotency_key)
+        # No coroutine of its own: the one that completes the post is the only frame per post.
+        return self.complete(self.accept(record, envelope, sender_id))
+
+    async def _post_once(self, record: ChannelRecord, envelope: Envelope, sender_id: str, key: str) -> str:
+        earlier = record.idempotency.get((sender_id, key))
+        if earlier is None:
+            earlier = await self._store.find_by_idempotency_key(record.id, sender_id, key)
+        if earlier is not None:
+            return earlier
         accepted = self.accept(record, envelope, sender_id)
-        if key is not None:
-            record.idempotency[(sender_id, key)] = accepted.stamped.envelope_id
-        await self.complete(accepted)
-        return accepted.stamped.envelope_id
+        record.idempotency[(sender_id, key)] = accepted.stamped.envelope_id
+        return await self.complete(accepted)
 
     def accept(self, record: ChannelRecord, envelope: Envelope, sender_id: str) -> Accepted:
         """Check, stamp, append and fold ``envelope`` now, with no await (having written nothing
@@ -236,8 +239,9 @@ class Channels:
         placed = self.place(record) if followups is not None else None
         return Accepted(record, stamped, durable, sender, recipients, bypass, skip, followups, placed)
 
-    async def complete(self, accepted: Accepted) -> None:
-        """Once the :meth:`accept` ed envelope is durable: deliver it and settle its effects."""
+    async def complete(self, accepted: Accepted) -> str:
+        """Once the :meth:`accept` ed envelope is durable: deliver it and settle its effects;
+        returns its id."""
         record, stamped, durable, sender, recipients, bypass, skip, followups, placed = accepted
         try:
             if durable is not None:
@@ -249,6 +253,7 @@ class Channels:
             self._listeners.emit("on_envelope_posted", stamped)
         if followups is not None:
             await self.settle(record, followups, placed)
+        return stamped.envelope_id
 
     def _recipients(self, record: ChannelRecord, envelope: Envelope, sender_id: str) -> list[AgentRecord]:
         """The registered recipients of ``envelope``; for a broadcast, cached per sender."""
