@@ -84,6 +84,8 @@ async def test_wait_closed_gives_the_hubs_final_metadata_however_the_close_was_s
     final = await waited.wait_closed(timeout=5 * TIME_UNIT)
     assert final.state is ChannelState.CLOSED
     assert final == await client.get_channel(waited.id)
+    # Returned once the close is durable: the WAL holds the answer and the close.
+    assert [e.event_type for e in await waited.read()][-2:] == [EV_TEXT, EV_CHANNEL_CLOSED]
     # Waiting after alice processed the close: remembered, so the answer is at once and the same.
     seen = await alice.open("consulting", "bob", first="two")
     closing = await alice.wait_for_channel_event(

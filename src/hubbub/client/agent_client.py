@@ -241,7 +241,7 @@ class AgentClient:
 
     async def wait_ended(self, channel_id: str, *, timeout: float) -> Envelope | ChannelMetadata:
         """The envelope that closed (or expired) ``channel_id`` once this agent has processed it,
-        or the channel's metadata if the hub says it ended before this agent saw it end."""
+        or the channel's final metadata if the close is in the WAL but this agent did not see it."""
         ending = self._endings.get(channel_id)
         if ending is not None:
             return ending
@@ -251,7 +251,11 @@ class AgentClient:
             # Asked after the waiter is in place: an ending processed from now on reaches it.
             metadata = await self.hub_client.get_channel(channel_id)
             if metadata.is_terminal() and not waiter.future.done():
-                return metadata
+                # Ended at the hub: maybe before this agent was listening. Once the closing
+                # envelope is durable it is in the WAL; until then it is on its way here.
+                for envelope in await self.hub_client.read_wal(channel_id):
+                    if _ends(envelope):
+                        return metadata
             return await asyncio.wait_for(asyncio.shield(waiter.future), timeout)
         finally:
             with contextlib.suppress(ValueError):

@@ -92,9 +92,8 @@ class Channel:
         return self.metadata
 
     async def wait_closed(self, timeout: float = 60.0) -> ChannelMetadata:
-        """Wait until the channel is closed or expired; returns its final metadata."""
-        if self.metadata.is_terminal():
-            return self.metadata
+        """Wait until the channel is closed or expired (its closing envelope is durable, and
+        delivered to this agent if it was listening); returns its final metadata."""
         ended = await self._client.wait_ended(self.id, timeout=timeout)
         if isinstance(ended, ChannelMetadata):
             self.metadata = ended

@@ -12,6 +12,7 @@ loop itself.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
@@ -200,8 +201,33 @@ class Channels:
             envelope = msgspec.structs.replace(envelope, sender_id=sender_id)
         if envelope.idempotency_key is not None:
             return self._post_once(record, envelope, sender_id, envelope.idempotency_key)
-        # No coroutine of its own: the one that completes the post is the only frame per post.
-        return self.complete(self.accept(record, envelope, sender_id))
+        accepted = self.accept(record, envelope, sender_id)
+        durable = accepted.durable
+        if accepted.followups is not None or not isinstance(durable, asyncio.Future):
+            return self.complete(accepted)
+        # The common case takes no coroutine and no task: a callback on the commit delivers it.
+        posted: asyncio.Future[str] = durable.get_loop().create_future()
+        durable.add_done_callback(functools.partial(self._delivered, accepted, posted))
+        return posted
+
+    def _delivered(
+        self, accepted: Accepted, posted: asyncio.Future[str], durable: asyncio.Future[None]
+    ) -> None:
+        """:meth:`complete` for an envelope without lifecycle effects, called once its commit is done."""
+        error = durable.exception()
+        if error is None:
+            try:
+                self._hand_over(accepted)
+            except Exception as exc:  # a bug in delivery: the poster hears of it, as if it awaited
+                error = exc
+        else:
+            accepted.record.inflight.discard(accepted.stamped.envelope_id)
+        if posted.done():  # its awaiter was cancelled
+            return
+        if error is None:
+            posted.set_result(accepted.stamped.envelope_id)
+        else:
+            posted.set_exception(error)
 
     async def _post_once(self, record: ChannelRecord, envelope: Envelope, sender_id: str, key: str) -> str:
         earlier = record.idempotency.get((sender_id, key))
@@ -242,18 +268,29 @@ class Channels:
     async def complete(self, accepted: Accepted) -> str:
         """Once the :meth:`accept` ed envelope is durable: deliver it and settle its effects;
         returns its id."""
-        record, stamped, durable, sender, recipients, bypass, skip, followups, placed = accepted
-        try:
-            if durable is not None:
+        durable = accepted.durable
+        if durable is not None:
+            try:
                 await durable
-            self._dispatcher.deliver(stamped, sender, recipients, substantive=not bypass, skip=skip)
+            except BaseException:
+                accepted.record.inflight.discard(accepted.stamped.envelope_id)
+                raise
+        self._hand_over(accepted)
+        if accepted.followups is not None:
+            await self.settle(accepted.record, accepted.followups, accepted.placed)
+        return accepted.stamped.envelope_id
+
+    def _hand_over(self, accepted: Accepted) -> None:
+        """Deliver an accepted envelope that is durable, and tell the listeners."""
+        stamped = accepted.stamped
+        try:
+            substantive = not accepted.bypass
+            recipients, skip = accepted.recipients, accepted.skip
+            self._dispatcher.deliver(stamped, accepted.sender, recipients, substantive=substantive, skip=skip)
         finally:
-            record.inflight.discard(stamped.envelope_id)
+            accepted.record.inflight.discard(stamped.envelope_id)
         if self._listeners.wants("on_envelope_posted"):
             self._listeners.emit("on_envelope_posted", stamped)
-        if followups is not None:
-            await self.settle(record, followups, placed)
-        return stamped.envelope_id
 
     def _recipients(self, record: ChannelRecord, envelope: Envelope, sender_id: str) -> list[AgentRecord]:
         """The registered recipients of ``envelope``; for a broadcast, cached per sender."""

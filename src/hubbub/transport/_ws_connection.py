@@ -2,7 +2,8 @@
 
 :class:`Connection` is the :class:`~hubbub.hub.delivery.Endpoint` of one
 :class:`~hubbub.hub.session.Session`. Frames in: requests run concurrently
-(one task each, at most ``max_inflight_requests``); hellos and receipts are
+(at most ``max_inflight_requests``: a post is answered from a callback once
+its commit is done, any other op runs in a task of its own); hellos and receipts are
 handled in arrival order; anything malformed gets an ``error`` frame (or a
 failed ``response`` when it still names its ``request_id``) and the
 connection stays open. Frames out: everything goes through one bounded
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import deque
 from collections.abc import Awaitable
@@ -83,7 +85,8 @@ class Connection:
         self.outbox: deque[bytes | NotifyFrame] = deque()
         self.outbox_size = outbox_size
         self.max_inflight = max_inflight_requests
-        self.inflight: set[asyncio.Task[None]] = set()
+        self.inflight: set[asyncio.Future[Any]] = set()
+        """Requests (and receipts) running: tasks, or a post's own future."""
         self._delivered: dict[tuple[str, str, str], None] = {}  # (recipient, channel, envelope), oldest first
         self.requests = 0
         self.closing = False
@@ -243,7 +246,7 @@ class Connection:
                     self._send(ResponseFrame(frame.request_id, False, None, ProtocolError.code, message))
                 else:
                     self.requests += 1
-                    self._start(self._request(frame))
+                    self._call(frame)
             case ReceiptFrame():
                 if len(self.inflight) < self.max_inflight:
                     self._start(self._receipt(frame))
@@ -279,20 +282,48 @@ class Connection:
         self.inflight.add(task)
         task.add_done_callback(self.inflight.discard)
 
-    async def _request(self, frame: RequestFrame) -> None:
-        request_id, op = frame.request_id, frame.op
+    def _call(self, frame: RequestFrame) -> None:
+        """Start one request: a post answers from a callback on its commit, other ops in a task."""
         try:
-            result = await self.session.call(op, frame.params)
-        except HubbubError as exc:
-            self._send(ResponseFrame(request_id, False, failure_details(exc), wire_code(exc), str(exc)))
+            pending = self.session.call(frame.op, frame.params)
+        except Exception as exc:
+            self.requests -= 1
+            self._respond(frame, None, exc)
             return
-        except Exception:
-            log.exception("op %r failed on connection %s", op, self.endpoint_id)
-            message = f"op {op!r} failed inside the hub; the hub's log has the details"
-            self._send(ResponseFrame(request_id, False, None, HubbubError.code, message))
+        if isinstance(pending, asyncio.Future):
+            self.inflight.add(pending)
+            pending.add_done_callback(functools.partial(self._answered, frame))
+        else:
+            self._start(self._request(frame, pending))
+
+    def _answered(self, frame: RequestFrame, done: asyncio.Future[Any]) -> None:
+        self.inflight.discard(done)
+        self.requests -= 1
+        if not done.cancelled():  # cancelled: the server is closing this connection
+            error = done.exception()
+            self._respond(frame, None if error is not None else done.result(), error)
+
+    async def _request(self, frame: RequestFrame, pending: Awaitable[Any]) -> None:
+        try:
+            result = await pending
+        except Exception as exc:
+            self._respond(frame, None, exc)
             return
         finally:
             self.requests -= 1
+        self._respond(frame, result, None)
+
+    def _respond(self, frame: RequestFrame, result: Any, error: BaseException | None) -> None:
+        """Queue the response to ``frame``: its result, or the error it failed with."""
+        request_id, op = frame.request_id, frame.op
+        if isinstance(error, HubbubError):
+            self._send(ResponseFrame(request_id, False, failure_details(error), wire_code(error), str(error)))
+            return
+        if error is not None:
+            log.error("op %r failed on connection %s", op, self.endpoint_id, exc_info=error)
+            message = f"op {op!r} failed inside the hub; the hub's log has the details"
+            self._send(ResponseFrame(request_id, False, None, HubbubError.code, message))
+            return
         try:
             data = encode_frame(ResponseFrame(request_id, True, result))
         except ProtocolError as exc:
