@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from hubbub.errors import ProtocolError
 from hubbub.model.envelope import Envelope
+from hubbub.model.turn import TurnContext
 from hubbub.protocol import (
     FRAME_KINDS,
     FRAME_TYPES,
@@ -135,7 +136,8 @@ def test_encoding_is_compact_and_carries_every_field() -> None:
     assert encode_frame(ReceiptFrame(envelope_id="e-1", status="ack")) == (
         b'{"kind":"receipt","envelope_id":"e-1","status":"ack","recipient_id":"","channel_id":"","reason":""}'
     )
-    assert frame_to_dict(NotifyFrame(envelope=Envelope(channel_id="c"))) == {
+    # A notify frame leaves out what it does not carry (turn: only for agents that asked).
+    assert frame_to_dict(NotifyFrame(envelope=Envelope(channel_id="c"), recipient_id="b")) == {
         "kind": "notify",
         "envelope": {
             "channel_id": "c",
@@ -153,8 +155,16 @@ def test_encoding_is_compact_and_carries_every_field() -> None:
             "created_at": "",
             "ttl_seconds": None,
         },
-        "recipient_id": "",
+        "recipient_id": "b",
     }
+
+
+def test_a_turn_travels_with_a_notify_frame_to_clients_that_asked() -> None:
+    envelope = Envelope(channel_id="c", envelope_id="e-1", event_data={"text": "hi"})
+    turn = TurnContext(is_turn=True, prompt="hi", names={"a": "alice"}, envelope=envelope)
+    frame = NotifyFrame(envelope=envelope, recipient_id="b", turn=turn)
+    assert decode_frame(encode_frame(frame)) == frame
+    assert frame_to_dict(frame)["turn"]["prompt"] == "hi"
 
 
 @pytest.mark.parametrize(("ours", "theirs"), PAIRS, ids=[repr(o) for o, _ in PAIRS])

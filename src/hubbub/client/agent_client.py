@@ -98,6 +98,7 @@ class AgentClient:
         self._task_mirror: TaskMirror | None = None
         self._callbacks: list[EnvelopeCallback] = []
         self._waiters: list[_Waiter] = []
+        self._pushed: dict[str, TurnContext] = {}  # envelope id -> the turn context delivered with it
         self._endings: dict[str, Envelope] = {}  # channel id -> the envelope that closed it, newest last
         self._lanes: dict[str, Lane] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -261,10 +262,13 @@ class AgentClient:
             with contextlib.suppress(ValueError):
                 self._waiters.remove(waiter)
 
-    def deliver(self, envelope: Envelope) -> None:
-        """Queue a delivery in its channel's lane (called by the HubClient)."""
+    def deliver(self, envelope: Envelope, turn: TurnContext | None = None) -> None:
+        """Queue a delivery in its channel's lane (called by the HubClient); ``turn``: this agent's
+        turn context on it, if the hub sent it along."""
         if self._closed:
             return
+        if turn is not None:
+            self._pushed[envelope.envelope_id] = turn
         lane = self._lanes.get(envelope.channel_id)
         if lane is None:
             lane = self._lanes[envelope.channel_id] = Lane()
@@ -292,9 +296,12 @@ class AgentClient:
                     acking, unacked, batch = None, None, 0
                 await lane.wait()
             envelope = lane.pop()
+            turn = self._pushed.pop(envelope.envelope_id, None) if self._pushed else None
+            if turn is not None and turn.is_turn and lane.items:
+                turn = None  # more of the channel came since: the turn may have moved on, so ask
             try:
                 if not lane.seen(envelope):
-                    await self._process(envelope)
+                    await self._process(envelope, turn)
             except Exception as exc:
                 log.warning("%s could not process %s: %r", self.name, envelope.envelope_id, exc)
                 if acking is not None:
@@ -326,7 +333,7 @@ class AgentClient:
         except HubbubError as exc:
             log.warning("%s could not %s %s: %s", self.name, status, envelope.envelope_id, exc)
 
-    async def _process(self, envelope: Envelope) -> None:
+    async def _process(self, envelope: Envelope, turn: TurnContext | None = None) -> None:
         if envelope.event_type == EV_CHANNEL_INVITE:
             if self.auto_answer_invites:
                 await self._answer_invite(envelope)
@@ -335,7 +342,7 @@ class AgentClient:
             and envelope.event_type in (EV_TEXT, EV_PACKET)
             and envelope.sender_id != self.agent_id
         ):
-            await self.take_turn(envelope.channel_id, envelope.envelope_id)
+            await self.take_turn(envelope.channel_id, envelope.envelope_id, context=turn)
         for callback in self._callbacks:
             result = callback(envelope)
             if inspect.isawaitable(result):
@@ -368,21 +375,26 @@ class AgentClient:
         except HubbubError as exc:
             log.info("%s could not answer invite %s: %s", self.name, invite.envelope_id, exc)
 
-    async def take_turn(self, channel_id: str, envelope_id: str) -> bool:
+    async def take_turn(
+        self, channel_id: str, envelope_id: str, *, context: TurnContext | None = None
+    ) -> bool:
         """Run the agent on ``envelope_id`` if the hub says it is this agent's turn.
 
         Returns True if the agent ran. A reply already posted for the
-        envelope (a redelivery) means no second reply.
+        envelope (a redelivery) means no second reply. ``context``: the hub's
+        turn context on it, if it came with the delivery (else it is asked for).
         """
         if self.agent is None:
             return False
-        ctx: TurnContext = as_type(
-            TurnContext,
-            await self.hub_client.request(
-                "turn_context",
-                {"channel_id": channel_id, "agent_id": self.agent_id, "envelope_id": envelope_id},
-            ),
-        )
+        ctx = context
+        if ctx is None:
+            ctx = as_type(
+                TurnContext,
+                await self.hub_client.request(
+                    "turn_context",
+                    {"channel_id": channel_id, "agent_id": self.agent_id, "envelope_id": envelope_id},
+                ),
+            )
         if not ctx.is_turn or ctx.channel is None or ctx.envelope is None:
             return False
         turn = Turn(
@@ -449,3 +461,4 @@ class AgentClient:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._lanes.clear()
+        self._pushed.clear()

@@ -14,6 +14,7 @@ from ..model.delegation import DelegatedTask
 from ..model.envelope import Envelope
 from ..model.identity import AuthBlock, Passport, Resume
 from ..model.rule import Rule
+from ..model.turn import TurnContext
 from ..transport.link import Link
 from ._convert import as_type
 from ._views import HubViews
@@ -85,7 +86,13 @@ class HubClient(HubViews):
         attached: list[str] = []
         for agent_id, client in list(self._agents.items()):
             auth = self._auth.get(agent_id, AuthBlock())
-            params = {"name": client.name, "auth_scheme": auth.scheme, "auth_claim": auth.claim}
+            params: dict[str, Any] = {
+                "name": client.name,
+                "auth_scheme": auth.scheme,
+                "auth_claim": auth.claim,
+            }
+            if client.handle_turns:
+                params["push_turns"] = True
             try:
                 await self.link.request("attach", params)
             except TransportError:
@@ -102,10 +109,10 @@ class HubClient(HubViews):
             except HubbubError as exc:
                 log.error("could not replay for %s after reconnecting: %s", agent_id, exc)
 
-    def _on_notify(self, envelope: Envelope, recipient_id: str) -> None:
+    def _on_notify(self, envelope: Envelope, recipient_id: str, turn: TurnContext | None) -> None:
         agent = self._agents.get(recipient_id)
         if agent is not None:
-            agent.deliver(envelope)
+            agent.deliver(envelope, turn)
         else:
             log.debug("delivery for %s, which this client does not host", recipient_id)
 
@@ -152,9 +159,10 @@ class HubClient(HubViews):
                 claimed_capabilities=list(getattr(agent, "capabilities", []) or []),
                 summary=str(getattr(agent, "summary", "") or ""),
             )
-        raw = await self.request(
-            "register", {"passport": passport, "resume": resume, "rule": rule, "skill_md": skill_md}
-        )
+        params: dict[str, Any] = {"passport": passport, "resume": resume, "rule": rule, "skill_md": skill_md}
+        if handle_turns and agent is not None:
+            params["push_turns"] = True  # its turn contexts come with its deliveries: no request each
+        raw = await self.request("register", params)
         registered = as_type(Passport, raw)
         self._auth[registered.agent_id] = passport.auth
         return self._host(
@@ -186,6 +194,8 @@ class HubClient(HubViews):
         params: dict[str, Any] = {"name": name}
         if auth is not None:
             params.update(auth_scheme=auth.scheme, auth_claim=auth.claim)
+        if handle_turns and agent is not None:
+            params["push_turns"] = True
         passport = as_type(Passport, await self.request("attach", params))
         if auth is not None:
             self._auth[passport.agent_id] = auth

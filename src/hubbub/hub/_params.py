@@ -44,6 +44,14 @@ def opt_str(params: dict[str, Any], key: str) -> str | None:
     return value
 
 
+def opt_bool(params: dict[str, Any], key: str) -> bool:
+    """A true/false param; absent or null mean false."""
+    value = params.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise ProtocolError(f"param {key!r} must be true or false, got {value!r}")
+    return bool(value)
+
+
 def count(params: dict[str, Any], key: str, default: int) -> int:
     """A non-negative integer param; absent, null or 0 mean ``default`` (ag2 sends ``limit=0``)."""
     value = params.get(key)

@@ -172,6 +172,10 @@ class Channels:
             )
         return record
 
+    def find(self, channel_id: str) -> ChannelRecord | None:
+        """A channel by id, or None."""
+        return self._records.get(channel_id)
+
     def all(self) -> list[ChannelRecord]:
         """Every channel (for listings, not for the hot path)."""
         return list(self._records.values())

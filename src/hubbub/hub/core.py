@@ -300,6 +300,11 @@ class Hub(IdentityApi, DelegationApi):
         """Turns the protocol expects from ``agent_id`` in its active channels."""
         return self.turns.pending_for(agent_id)
 
+    def turn_context_now(self, envelope: Envelope, agent_id: str) -> TurnContext | None:
+        """:meth:`turn_context` for a just-committed ``envelope``, if the hub can answer from
+        memory (None: ask :meth:`turn_context`)."""
+        return self.turns.context_now(envelope.channel_id, agent_id, envelope)
+
     async def turn_context(self, channel_id: str, agent_id: str, envelope_id: str) -> TurnContext:
         """Whether ``envelope_id`` puts the turn on ``agent_id``, and what it sees if so."""
         return await self.turns.context(channel_id, agent_id, envelope_id)

@@ -17,15 +17,16 @@ import msgspec
 
 from ..adapters.base import AgentReply
 from ..errors import AccessDeniedError, ProtocolError
-from ..model.envelope import EV_TEXT, Envelope
+from ..model.envelope import EV_PACKET, EV_TEXT, Envelope
 from ..model.identity import Passport, Resume
 from ..model.rule import Rule
 from ..model.task import TaskEvent
-from ..model.turn import PendingTurn
+from ..model.turn import PendingTurn, TurnContext
 from ..protocol.ops import AG2_OPS
 from . import _ag2_tasks, _checkpoint_ops, _delegation_ops, _ops_admin
 from ._params import as_type as _as
 from ._params import count as _count
+from ._params import opt_bool as _opt_bool
 from ._params import opt_dict as _opt_dict
 from ._params import opt_str as _opt_str
 from ._params import req_str as _str
@@ -35,6 +36,8 @@ from .core import Hub
 from .delivery import Endpoint
 
 __all__ = ["Session"]
+
+_TURN_EVENTS = frozenset((EV_TEXT, EV_PACKET))
 
 Op = Callable[["Session", dict[str, Any]], Awaitable[Any]]
 
@@ -48,6 +51,9 @@ class Session:
         self.trusted = trusted
         """In-process callers may attach to any identity; remote ones present its credential."""
         self.bound: set[str] = set()
+        self.pushed_turns: set[str] = set()
+        """Bound agents whose deliveries carry their turn context (``push_turns`` at register or
+        attach): the transport attaches :meth:`turn_for` to each one's texts and packets."""
 
     def call(self, op: str, params: dict[str, Any]) -> Awaitable[Any]:
         """Run control-plane ``op``: await the result; raises a :class:`HubbubError` the transport
@@ -103,15 +109,31 @@ class Session:
         envelope = await self.hub.store.get_envelope(channel_id, envelope_id)
         return envelope is not None and self.hub.dispatcher.replayable(envelope, recipient_id)
 
-    def bind(self, agent_id: str) -> None:
+    def bind(self, agent_id: str, *, push_turns: bool = False) -> None:
         self.bound.add(agent_id)
+        if push_turns:
+            self.pushed_turns.add(agent_id)
+        else:
+            self.pushed_turns.discard(agent_id)
         self.hub.bind(agent_id, self.endpoint)
+
+    def turn_for(self, envelope: Envelope, recipient_id: str) -> TurnContext | None:
+        """The turn context to deliver with ``envelope`` (just committed) to ``recipient_id``, if it
+        asked for them and the hub can tell from memory; else None (its client asks if need be)."""
+        if (
+            recipient_id not in self.pushed_turns
+            or envelope.event_type not in _TURN_EVENTS
+            or envelope.sender_id == recipient_id
+        ):
+            return None
+        return self.hub.turn_context_now(envelope, recipient_id)
 
     def close(self) -> None:
         """The connection is gone: stop delivering to its agents."""
         for agent_id in self.bound:
             self.hub.unbind(agent_id, self.endpoint)
         self.bound.clear()
+        self.pushed_turns.clear()
 
     def _require_bound(self, agent_id: Any) -> str:
         if not isinstance(agent_id, str) or agent_id not in self.bound:
@@ -137,13 +159,15 @@ class Session:
         passport = _as(Passport, p.get("passport"), "passport")
         resume = _as(Resume, p.get("resume") or {}, "resume")
         rule = _as(Rule, p["rule"], "rule") if p.get("rule") is not None else None
+        push = _opt_bool(p, "push_turns")
         registered = await self.hub.register(passport, resume, rule=rule, skill_md=_opt_str(p, "skill_md"))
         assert registered.agent_id is not None
-        self.bind(registered.agent_id)
+        self.bind(registered.agent_id, push_turns=push)
         return registered
 
     async def _attach(self, p: dict[str, Any]) -> Passport:
         name = _str(p, "name")
+        push = _opt_bool(p, "push_turns")
         if self.trusted:
             passport = self.hub.get_agent(name)
         else:
@@ -152,7 +176,7 @@ class Session:
                 raise ProtocolError(f"param 'auth_claim' must be an object, got {type(claim).__name__}")
             passport = await self.hub.authenticate(name, str(p.get("auth_scheme") or "none"), claim)
         assert passport.agent_id is not None
-        self.bind(passport.agent_id)
+        self.bind(passport.agent_id, push_turns=push)
         return passport
 
     async def _replay(self, p: dict[str, Any]) -> int:

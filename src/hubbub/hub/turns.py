@@ -14,14 +14,23 @@ from ..adapters.base import AgentReply
 from ..adapters.views import ViewPolicy, view_policy_by_name
 from ..model._time import iso_from_ns, iso_now
 from ..model.channel import ChannelState
-from ..model.envelope import EV_PACKET, EV_TEXT
+from ..model.envelope import EV_PACKET, EV_TEXT, Envelope
 from ..model.ids import id_time_ns
 from ..model.turn import PendingTurn, TurnContext
-from ..storage.base import Store
+from ..storage.base import Store, Unknown
 from .channels import ChannelRecord, Channels
 from .registry import Registry
 
 __all__ = ["Turns"]
+
+
+def _already_replied() -> TurnContext:
+    return TurnContext(is_turn=False, reason="already replied", already_replied=True)
+
+
+def _tail_for(window: int) -> int:
+    """Envelopes to read for a view of ``window`` texts: room for control events and other audiences."""
+    return 3 * window + 8
 
 
 class Turns:
@@ -58,6 +67,47 @@ class Turns:
     async def context(self, channel_id: str, agent_id: str, envelope_id: str) -> TurnContext:
         """Whether ``envelope_id`` puts the turn on ``agent_id``, and what it sees if so."""
         record = self.channels.get(channel_id)
+        refused = self._not_a_turn(record, agent_id, envelope_id)
+        if refused is not None:
+            return refused
+        if await self.store.find_by_causation(channel_id, agent_id, envelope_id) is not None:
+            return _already_replied()
+        envelope = await self.store.get_envelope(channel_id, envelope_id)
+        if envelope is None:
+            return TurnContext(is_turn=False, reason="envelope not in this channel")
+        view = self._view_for(record, agent_id)
+        if view.window is None:
+            history = await self.store.read_wal(channel_id, until=envelope_id)
+        else:
+            history = await self.store.read_wal_tail(channel_id, _tail_for(view.window), until=envelope_id)
+        return self._seen(record, agent_id, envelope, view, history)
+
+    def context_now(self, channel_id: str, agent_id: str, envelope: Envelope) -> TurnContext | None:
+        """:meth:`context` for ``envelope``, just committed, from memory only: None when the
+        answer needs a store read (then the agent's client asks for it).
+
+        The hub attaches it to the delivery of a text or packet to an agent whose client
+        asked for turns with its deliveries (``push_turns``), saving that request.
+        """
+        record = self.channels.find(channel_id)
+        if record is None:
+            return None
+        refused = self._not_a_turn(record, agent_id, envelope.envelope_id)
+        if refused is not None:
+            return refused
+        replied = self.store.recent_reply(channel_id, agent_id, envelope.envelope_id)
+        if replied is not None:
+            return None if isinstance(replied, Unknown) else _already_replied()
+        view = self._view_for(record, agent_id)
+        limit = None if view.window is None else _tail_for(view.window)
+        history = self.store.recent_wal(channel_id, until=envelope.envelope_id, limit=limit)
+        if isinstance(history, Unknown):
+            return None
+        return self._seen(record, agent_id, envelope, view, history)
+
+    @staticmethod
+    def _not_a_turn(record: ChannelRecord, agent_id: str, envelope_id: str) -> TurnContext | None:
+        """Why ``envelope_id`` gives ``agent_id`` no turn, as far as the channel's state tells."""
         meta = record.metadata
         if meta.state is not ChannelState.ACTIVE:
             return TurnContext(is_turn=False, reason=f"channel is {meta.state.value}")
@@ -66,24 +116,26 @@ class Turns:
             return TurnContext(is_turn=False, reason="not this agent's turn")
         if expected.triggering_envelope_id != envelope_id:
             return TurnContext(is_turn=False, reason="a later envelope holds the turn")
-        if await self.store.find_by_causation(channel_id, agent_id, envelope_id) is not None:
-            return TurnContext(is_turn=False, reason="already replied", already_replied=True)
-        envelope = await self.store.get_envelope(channel_id, envelope_id)
-        if envelope is None:
-            return TurnContext(is_turn=False, reason="envelope not in this channel")
-        view = self._view_for(record, agent_id)
+        return None
+
+    def _seen(
+        self,
+        record: ChannelRecord,
+        agent_id: str,
+        envelope: Envelope,
+        view: ViewPolicy,
+        history: list[Envelope],
+    ) -> TurnContext:
+        """The turn, with what ``agent_id`` sees of ``history`` (the WAL up to ``envelope``)."""
         names = {a: self.registry.name_of(a) for a in record.members}
         earlier = 0
-        if view.window is None:
-            history = await self.store.read_wal(channel_id, until=envelope_id)
-        else:
-            # Bounded read: the window plus room for control events and other audiences.
-            history = await self.store.read_wal_tail(channel_id, 3 * view.window + 8, until=envelope_id)
+        if view.window is not None:
+            # A bounded read: the texts before it are counted, not shown.
             read_texts = sum(1 for e in history if e.event_type in (EV_TEXT, EV_PACKET))
             earlier = max(record.texts - read_texts, 0)
         return TurnContext(
             is_turn=True,
-            channel=meta,
+            channel=record.metadata,
             prompt=record.adapter.turn_input(envelope) or "",
             transcript=view.project(history, agent_id, names, earlier),
             names=names,

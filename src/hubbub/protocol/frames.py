@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Literal, TypeAlias
 import msgspec
 
 from hubbub.model.envelope import Envelope
+from hubbub.model.turn import TurnContext
 
 __all__ = [
     "FRAME_KINDS",
@@ -137,17 +138,22 @@ class ErrorFrame(_Frame, tag="error", frozen=True):
     envelope_id: str | None = None
 
 
-class NotifyFrame(_Frame, tag="notify", frozen=True):
+class NotifyFrame(_Frame, tag="notify", frozen=True, omit_defaults=True):
     """hub → client: deliver ``envelope`` to the agent ``recipient_id``.
 
     One connection may host several agents, so the client routes by
     ``recipient_id``. The client must answer with a :class:`ReceiptFrame`;
-    until it acks, the envelope is redelivered on reconnect.
+    until it acks, the envelope is redelivered on reconnect. ``turn``: the
+    recipient's turn context on a text or packet (what the ``turn_context``
+    op would answer), sent only to agents registered or attached with
+    ``push_turns`` and only when the hub has it in memory; absent otherwise
+    (so clients that do not ask, such as ag2's, never see the field).
     """
 
     kind: ClassVar[str] = "notify"
     envelope: Envelope
     recipient_id: str = ""
+    turn: TurnContext | None = None
 
 
 class ReceiptFrame(_Frame, tag="receipt", frozen=True):

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
-from typing import Final
 
 from ..model.envelope import Envelope
+from .base import UNKNOWN, Unknown
 
 __all__ = ["KEEP", "MAX_ENVELOPES", "UNKNOWN", "RecentEnvelopes", "Unknown"]
 
@@ -22,14 +22,6 @@ KEEP = 512
 """Envelopes kept per channel at least (a channel is trimmed back to this at twice as many)."""
 MAX_ENVELOPES = 65_536
 """Envelopes cached over all channels at most: the least recently written channels go first."""
-
-
-class Unknown:
-    __slots__ = ()
-
-
-UNKNOWN: Final = Unknown()
-"""The cache cannot answer: ask SQLite."""
 
 
 class _Tail:

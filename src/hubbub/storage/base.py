@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Awaitable
+from typing import Final
 
 import msgspec
 
@@ -23,7 +24,15 @@ from ..model.identity import Passport, Resume
 from ..model.rule import Rule
 from .retention import CompactionReport, RetentionPolicy
 
-__all__ = ["AgentRecord", "Store"]
+__all__ = ["UNKNOWN", "AgentRecord", "Store", "Unknown"]
+
+
+class Unknown:
+    __slots__ = ()
+
+
+UNKNOWN: Final = Unknown()
+"""A store cannot answer from memory: ask it (await the read)."""
 
 
 class AgentRecord(msgspec.Struct, kw_only=True):
@@ -109,6 +118,17 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def find_by_idempotency_key(self, channel_id: str, sender_id: str, key: str) -> str | None:
         """The id of the envelope ``sender_id`` posted with ``key``, or None."""
+
+    # answers from memory, where a store holds them: the hub's delivery path may not await a read
+
+    def recent_reply(self, channel_id: str, sender_id: str, causation_id: str) -> Envelope | Unknown | None:
+        """Like :meth:`find_by_causation` (committed envelopes only), or :data:`UNKNOWN`."""
+        return UNKNOWN
+
+    def recent_wal(self, channel_id: str, *, until: str, limit: int | None) -> list[Envelope] | Unknown:
+        """Like ``read_wal(channel_id, until=until)`` (``limit`` None) or ``read_wal_tail(channel_id,
+        limit, until=until)``, committed envelopes only, or :data:`UNKNOWN`."""
+        return UNKNOWN
 
     # delivery cursors
     @abc.abstractmethod

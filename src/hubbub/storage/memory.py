@@ -17,7 +17,7 @@ from ..model._time import iso_now, to_iso
 from ..model.audit import AuditQuery, AuditRecord
 from ..model.channel import ChannelMetadata
 from ..model.envelope import Envelope
-from .base import AgentRecord, Store
+from .base import AgentRecord, Store, Unknown
 from .retention import COMPACTED_PREFIX, CompactionReport, RetentionPolicy, closed_before
 
 __all__ = ["MemoryStore"]
@@ -122,6 +122,20 @@ class MemoryStore(Store):
             return None
         position = wal.by_causation.get((sender_id, causation_id))
         return None if position is None else wal.envelopes[position]
+
+    def recent_reply(self, channel_id: str, sender_id: str, causation_id: str) -> Envelope | Unknown | None:
+        wal = self._wals.get(channel_id)
+        if wal is None:
+            return None
+        position = wal.by_causation.get((sender_id, causation_id))
+        return None if position is None else wal.envelopes[position]
+
+    def recent_wal(self, channel_id: str, *, until: str, limit: int | None) -> list[Envelope] | Unknown:
+        wal = self._wals.get(channel_id)
+        if wal is None:
+            return []
+        end = bisect_right(wal.ids, until)
+        return wal.envelopes[0 if limit is None else max(0, end - max(limit, 0)) : end]
 
     async def find_by_idempotency_key(self, channel_id: str, sender_id: str, key: str) -> str | None:
         wal = self._wals.get(channel_id)

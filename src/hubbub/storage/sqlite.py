@@ -25,7 +25,7 @@ from ..model.channel import ChannelMetadata
 from ..model.envelope import Envelope
 from . import _sqlite_schema as sql
 from ._sqlite_compact import CompactionJob
-from ._sqlite_recent import RecentEnvelopes, Unknown
+from ._sqlite_recent import RecentEnvelopes
 from ._sqlite_schema import Durability, connect, open_database
 from ._sqlite_writer import (
     APPEND,
@@ -43,7 +43,7 @@ from ._sqlite_writer import (
     Durable,
     Writer,
 )
-from .base import AgentRecord, Store
+from .base import UNKNOWN, AgentRecord, Store, Unknown
 from .retention import CompactionReport, RetentionPolicy
 
 if sys.platform != "win32":
@@ -358,6 +358,16 @@ class SqliteStore(Store):
             return recent
         params = [channel_id, sender_id, causation_id]
         return await self._read(self._first_envelope, sql.FIND_BY_CAUSATION, params)
+
+    def recent_reply(self, channel_id: str, sender_id: str, causation_id: str) -> Envelope | Unknown | None:
+        return UNKNOWN if self._closed else self._recent.find_reply(channel_id, sender_id, causation_id)
+
+    def recent_wal(self, channel_id: str, *, until: str, limit: int | None) -> list[Envelope] | Unknown:
+        if self._closed:
+            return UNKNOWN
+        if limit is None:
+            return self._recent.read(channel_id, None, until, None)
+        return self._recent.read_tail(channel_id, limit, until)
 
     async def find_by_idempotency_key(self, channel_id: str, sender_id: str, key: str) -> str | None:
         found = await self._read(self._scalar, sql.FIND_BY_KEY, [channel_id, sender_id, key])

@@ -106,7 +106,7 @@ class Connection:
         delivered[(recipient_id, envelope.channel_id, envelope.envelope_id)] = None
         if len(delivered) > _REMEMBERED:
             del delivered[next(iter(delivered))]
-        self._enqueue(NotifyFrame(envelope, recipient_id))
+        self._enqueue(NotifyFrame(envelope, recipient_id, self.session.turn_for(envelope, recipient_id)))
 
     async def writable(self) -> None:
         """Wait until the outbox is at most half full: a replay paces itself on this."""

@@ -11,11 +11,14 @@ from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
 from ..model.envelope import Envelope
+from ..model.turn import TurnContext
 
 __all__ = ["Link", "NotifyHandler"]
 
-NotifyHandler = Callable[[Envelope, str], None]
-"""Called with ``(envelope, recipient_id)`` for each delivery; must not block."""
+NotifyHandler = Callable[[Envelope, str, TurnContext | None], None]
+"""Called with ``(envelope, recipient_id, turn)`` for each delivery; must not block. ``turn``: the
+recipient's turn context on it, when the hub sent one along (agents registered or attached with
+``push_turns``), else None."""
 
 
 class Link(Protocol):

@@ -22,15 +22,18 @@ log = logging.getLogger("hubbub.transport")
 
 
 class _LocalEndpoint:
-    __slots__ = ("endpoint_id", "on_notify")
+    __slots__ = ("endpoint_id", "on_notify", "session")
 
     def __init__(self, on_notify: NotifyHandler) -> None:
         self.endpoint_id = make_id()
         self.on_notify = on_notify
+        self.session: Session | None = None
 
     def deliver(self, envelope: Envelope, recipient_id: str) -> None:
         try:
-            self.on_notify(envelope, recipient_id)
+            session = self.session
+            turn = session.turn_for(envelope, recipient_id) if session is not None else None
+            self.on_notify(envelope, recipient_id, turn)
         except Exception:
             log.exception("notify handler failed for %s", recipient_id)
 
@@ -44,7 +47,8 @@ class LocalLink:
 
     async def connect(self, on_notify: NotifyHandler) -> None:
         await self.hub.start()
-        self._session = Session(self.hub, _LocalEndpoint(on_notify), trusted=True)
+        endpoint = _LocalEndpoint(on_notify)
+        self._session = endpoint.session = Session(self.hub, endpoint, trusted=True)
 
     def _live(self) -> Session:
         if self._session is None:

@@ -377,7 +377,7 @@ class WsLink:
                     continue
                 if isinstance(frame, NotifyFrame):
                     try:
-                        on_notify(frame.envelope, frame.recipient_id)
+                        on_notify(frame.envelope, frame.recipient_id, frame.turn)
                     except Exception:
                         log.exception("notify handler failed for %s", frame.recipient_id)
                 elif isinstance(frame, ResponseFrame):
