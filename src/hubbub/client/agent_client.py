@@ -249,14 +249,17 @@ class AgentClient:
         waiter = _Waiter(channel_id, _ends)
         self._waiters.append(waiter)
         try:
-            # Asked after the waiter is in place: an ending processed from now on reaches it.
-            metadata = await self.hub_client.get_channel(channel_id)
-            if metadata.is_terminal() and not waiter.future.done():
-                # Ended at the hub: maybe before this agent was listening. Once the closing
-                # envelope is durable it is in the WAL; until then it is on its way here.
-                for envelope in await self.hub_client.read_wal(channel_id):
-                    if _ends(envelope):
-                        return metadata
+            # While envelopes of the channel come through this agent's lane, its end will too.
+            # Otherwise ask (after the waiter is in place: an ending processed from now on
+            # reaches it): it may have ended before this agent was listening.
+            if channel_id not in self._lanes:
+                metadata = await self.hub_client.get_channel(channel_id)
+                if metadata.is_terminal() and not waiter.future.done() and channel_id not in self._lanes:
+                    # Once the closing envelope is durable it is in the WAL; until then it is on
+                    # its way here.
+                    for envelope in await self.hub_client.read_wal(channel_id):
+                        if _ends(envelope):
+                            return metadata
             return await asyncio.wait_for(asyncio.shield(waiter.future), timeout)
         finally:
             with contextlib.suppress(ValueError):
