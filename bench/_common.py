@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import importlib.metadata
 import os
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Series", "environment", "percentile", "load_average", "loop_choice", "verdict"]
+__all__ = ["Series", "add_loop_flag", "environment", "percentile", "load_average", "loop_choice", "verdict"]
 
 
 @dataclass
@@ -76,10 +77,22 @@ def verdict(passed: bool) -> str:
     return "PASS" if passed else "FAIL"
 
 
-def loop_choice() -> tuple[Callable[[], asyncio.AbstractEventLoop] | None, str]:
-    """uvloop's loop factory if it is installed (else None: asyncio's), and the loop's name."""
-    try:
-        import uvloop  # type: ignore[import-not-found]
-    except ImportError:
+LOOPS = ("asyncio", "uvloop")
+
+
+def add_loop_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--loop",
+        choices=LOOPS,
+        default="asyncio",
+        help="event loop for both hubs (default asyncio: what asyncio.run gives an application)",
+    )
+
+
+def loop_choice(name: str) -> tuple[Callable[[], asyncio.AbstractEventLoop] | None, str]:
+    """The loop factory for ``name`` (None: asyncio's), and the loop's name."""
+    if name == "asyncio":
         return None, "asyncio"
+    import uvloop
+
     return uvloop.new_event_loop, "uvloop"

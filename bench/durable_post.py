@@ -58,7 +58,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Series, environment, load_average, loop_choice, percentile, verdict
+from _common import Series, add_loop_flag, environment, load_average, loop_choice, percentile, verdict
 
 TEXT = "the quick brown fox jumps over the lazy dog; benchmark text x64!"
 POSTERS = (100, 1000)
@@ -518,8 +518,9 @@ def cli() -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON line on stdout (report: stderr)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure (default 3)")
     parser.add_argument("--profile", action="store_true", help="also cProfile one hubbub run at 1k")
+    add_loop_flag(parser)
     args = parser.parse_args()
-    factory, name = loop_choice()
+    factory, name = loop_choice(args.loop)
     with asyncio.Runner(loop_factory=factory) as runner:
         result = runner.run(main(args, name))
     if args.json:

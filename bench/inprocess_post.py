@@ -4,8 +4,8 @@ Run: ``.venv/bin/python bench/inprocess_post.py [--quick] [--json] [--profile] [
 
 Workload (the same for both hubs; printed with the results):
 
-* a fresh hub per run, in this process, on one event loop (uvloop only if it
-  is installed); ag2's hub with its timer sweepers off;
+* a fresh hub per run, in this process, on one event loop (asyncio's; ``--loop uvloop``
+  for uvloop); ag2's hub with its timer sweepers off;
 * two registered agents, alice and bob, both connected through the hub's own
   in-process client (``LocalLink``); bob runs no agent logic: it answers the
   channel invite and acks every delivery, nothing else; no inbox caps;
@@ -46,7 +46,12 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import add_loop_flag, loop_choice
 
 BATCH = 1000
 TEXT = "the quick brown fox jumps over the lazy dog; benchmark text x64!"
@@ -522,14 +527,9 @@ def cli() -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON line on stdout (report: stderr)")
     parser.add_argument("--profile", action="store_true", help="also cProfile one hubbub run at 1k")
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure (default 3)")
+    add_loop_flag(parser)
     args = parser.parse_args()
-    try:
-        import uvloop  # type: ignore[import-not-found]
-    except ImportError:
-        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
-        loop_name = "asyncio"
-    else:
-        loop_factory, loop_name = uvloop.new_event_loop, "uvloop"
+    loop_factory, loop_name = loop_choice(args.loop)
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         result = runner.run(main(args, loop_name))
     if args.json:

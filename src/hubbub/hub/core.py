@@ -333,6 +333,10 @@ class Hub(IdentityApi, DelegationApi):
 
     async def ack(self, agent_id: str, channel_id: str, envelope_id: str) -> None:
         """``agent_id`` processed ``envelope_id``: advance its cursor for the channel."""
+        self.acked(agent_id, channel_id, envelope_id)
+
+    def acked(self, agent_id: str, channel_id: str, envelope_id: str) -> None:
+        """:meth:`ack`, at once (the cursor is written with the next commit)."""
         self.redelivery.acked(agent_id, channel_id, envelope_id)
         if self.delivery.ack(agent_id, channel_id, envelope_id):
             record = self.registry.find(agent_id)

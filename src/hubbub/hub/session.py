@@ -98,8 +98,15 @@ class Session:
                 agent_id=recipient_id,
                 reason="unknown_delivery",
             )
+        self.receipt_delivered(envelope_id, status, recipient_id, channel_id, reason)
+
+    def receipt_delivered(
+        self, envelope_id: str, status: str, recipient_id: str, channel_id: str, reason: str = ""
+    ) -> None:
+        """:meth:`receipt` for an envelope the transport handed to ``recipient_id`` itself: now."""
+        self._require_bound(recipient_id)
         if status == "ack":
-            await self.hub.ack(recipient_id, channel_id, envelope_id)
+            self.hub.acked(recipient_id, channel_id, envelope_id)
         else:
             self.hub.nack(recipient_id, channel_id, envelope_id, reason)
 

@@ -248,7 +248,10 @@ class Connection:
                     self.requests += 1
                     self._call(frame)
             case ReceiptFrame():
-                if len(self.inflight) < self.max_inflight:
+                key = (frame.recipient_id, frame.channel_id, frame.envelope_id)
+                if self._delivered.pop(key, 0) is None:  # delivered here: nothing to look up
+                    self._receipt_now(frame)
+                elif len(self.inflight) < self.max_inflight:
                     self._start(self._receipt(frame))
                 else:  # no response to refuse with: slow the reader down instead
                     return self._receipt(frame)
@@ -331,24 +334,31 @@ class Connection:
             data = encode_frame(ResponseFrame(request_id, False, None, HubbubError.code, str(exc)))
         self._enqueue(data)
 
+    def _receipt_now(self, frame: ReceiptFrame) -> None:
+        """A receipt for an envelope this connection delivered: acted on at once, no task."""
+        try:
+            self.session.receipt_delivered(
+                frame.envelope_id, frame.status, frame.recipient_id, frame.channel_id, frame.reason
+            )
+        except Exception as exc:
+            self._refused_receipt(frame, exc)
+
     async def _receipt(self, frame: ReceiptFrame) -> None:
-        key = (frame.recipient_id, frame.channel_id, frame.envelope_id)
-        delivered = self._delivered.pop(key, 0) is None
+        """A receipt for an envelope this connection does not remember delivering: checked first."""
         try:
             await self.session.receipt(
-                frame.envelope_id,
-                frame.status,
-                frame.recipient_id,
-                frame.channel_id,
-                frame.reason,
-                delivered=delivered,
+                frame.envelope_id, frame.status, frame.recipient_id, frame.channel_id, frame.reason
             )
-        except HubbubError as exc:
+        except Exception as exc:
+            self._refused_receipt(frame, exc)
+
+    def _refused_receipt(self, frame: ReceiptFrame, exc: Exception) -> None:
+        if isinstance(exc, HubbubError):
             self._send(ErrorFrame(code=wire_code(exc), message=str(exc), envelope_id=frame.envelope_id))
-        except Exception:
-            log.exception("receipt for %s failed on connection %s", frame.envelope_id, self.endpoint_id)
-            message = f"receipt for {frame.envelope_id} failed inside the hub; the hub's log has the details"
-            self._send(ErrorFrame(code=HubbubError.code, message=message, envelope_id=frame.envelope_id))
+            return
+        log.error("receipt for %s failed on connection %s", frame.envelope_id, self.endpoint_id, exc_info=exc)
+        message = f"receipt for {frame.envelope_id} failed inside the hub; the hub's log has the details"
+        self._send(ErrorFrame(code=HubbubError.code, message=message, envelope_id=frame.envelope_id))
 
     async def _hello(self, frame: HelloFrame) -> None:
         try:
