@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 
@@ -109,20 +109,19 @@ Followups = list[tuple[Envelope, Awaitable[None] | None]]
 """Hub envelopes an accepted envelope caused (opened, closed), each with its durability."""
 
 
-class Accepted(NamedTuple):
-    """An envelope :meth:`Channels.accept` ed (appended and folded), not yet delivered."""
-
-    record: ChannelRecord
-    stamped: Envelope
-    durable: Awaitable[None] | None
-    sender: AgentRecord | None
-    recipients: list[AgentRecord]
-    bypass: bool
-    skip: list[str] | None
-    followups: Followups | None
-    """None: the channel's metadata did not change."""
-    placed: Awaitable[None] | None
-    """The changed metadata's write (with ``followups``)."""
+Accepted = tuple[
+    ChannelRecord,  # record
+    Envelope,  # stamped
+    Awaitable[None] | None,  # durable
+    AgentRecord | None,  # sender
+    list[AgentRecord],  # recipients
+    bool,  # bypass
+    list[str] | None,  # skip
+    Followups | None,  # followups (None: the channel's metadata did not change)
+    Awaitable[None] | None,  # placed: the changed metadata's write
+]
+"""An envelope :meth:`Channels.accept` ed (appended and folded), not yet delivered (a plain
+tuple: it is made on every post)."""
 
 
 class Channels:
@@ -206,18 +205,24 @@ class Channels:
         if envelope.idempotency_key is not None:
             return self._post_once(record, envelope, sender_id, envelope.idempotency_key)
         accepted = self.accept(record, envelope, sender_id)
-        durable = accepted.durable
-        if accepted.followups is not None or not isinstance(durable, asyncio.Future):
-            return self.complete(accepted)
-        # The common case takes no coroutine and no task: a callback on the commit delivers it.
-        posted: asyncio.Future[str] = durable.get_loop().create_future()
-        durable.add_done_callback(functools.partial(self._delivered, accepted, posted))
-        return posted
+        durable = accepted[2]
+        if accepted[7] is None:  # no lifecycle effects (followups): no coroutine, no task
+            if durable is None:  # durable already (a memory store): deliver now
+                self._hand_over(accepted)
+                posted: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+                posted.set_result(accepted[1].envelope_id)
+                return posted
+            if isinstance(durable, asyncio.Future):  # a callback on the commit delivers it
+                posted = durable.get_loop().create_future()
+                durable.add_done_callback(functools.partial(self._delivered, accepted, posted))
+                return posted
+        return self.complete(accepted)
 
     def _delivered(
         self, accepted: Accepted, posted: asyncio.Future[str], durable: asyncio.Future[None]
     ) -> None:
         """:meth:`complete` for an envelope without lifecycle effects, called once its commit is done."""
+        record, stamped = accepted[0], accepted[1]
         error = durable.exception()
         if error is None:
             try:
@@ -225,11 +230,11 @@ class Channels:
             except Exception as exc:  # a bug in delivery: the poster hears of it, as if it awaited
                 error = exc
         else:
-            accepted.record.inflight.discard(accepted.stamped.envelope_id)
+            record.inflight.discard(stamped.envelope_id)
         if posted.done():  # its awaiter was cancelled
             return
         if error is None:
-            posted.set_result(accepted.stamped.envelope_id)
+            posted.set_result(stamped.envelope_id)
         else:
             posted.set_exception(error)
 
@@ -240,7 +245,7 @@ class Channels:
         if earlier is not None:
             return earlier
         accepted = self.accept(record, envelope, sender_id)
-        record.idempotency[(sender_id, key)] = accepted.stamped.envelope_id
+        record.idempotency[(sender_id, key)] = accepted[1].envelope_id
         return await self.complete(accepted)
 
     def accept(self, record: ChannelRecord, envelope: Envelope, sender_id: str) -> Accepted:
@@ -267,32 +272,30 @@ class Channels:
             raise
         # The metadata change goes into the same commit as the envelope that caused it.
         placed = self.place(record) if followups is not None else None
-        return Accepted(record, stamped, durable, sender, recipients, bypass, skip, followups, placed)
+        return record, stamped, durable, sender, recipients, bypass, skip, followups, placed
 
     async def complete(self, accepted: Accepted) -> str:
         """Once the :meth:`accept` ed envelope is durable: deliver it and settle its effects;
         returns its id."""
-        durable = accepted.durable
+        record, stamped, durable, _, _, _, _, followups, placed = accepted
         if durable is not None:
             try:
                 await durable
             except BaseException:
-                accepted.record.inflight.discard(accepted.stamped.envelope_id)
+                record.inflight.discard(stamped.envelope_id)
                 raise
         self._hand_over(accepted)
-        if accepted.followups is not None:
-            await self.settle(accepted.record, accepted.followups, accepted.placed)
-        return accepted.stamped.envelope_id
+        if followups is not None:
+            await self.settle(record, followups, placed)
+        return stamped.envelope_id
 
     def _hand_over(self, accepted: Accepted) -> None:
         """Deliver an accepted envelope that is durable, and tell the listeners."""
-        stamped = accepted.stamped
+        record, stamped, _, sender, recipients, bypass, skip, _, _ = accepted
         try:
-            substantive = not accepted.bypass
-            recipients, skip = accepted.recipients, accepted.skip
-            self._dispatcher.deliver(stamped, accepted.sender, recipients, substantive=substantive, skip=skip)
+            self._dispatcher.deliver(stamped, sender, recipients, substantive=not bypass, skip=skip)
         finally:
-            accepted.record.inflight.discard(stamped.envelope_id)
+            record.inflight.discard(stamped.envelope_id)
         if self._listeners.wants("on_envelope_posted"):
             self._listeners.emit("on_envelope_posted", stamped)
 

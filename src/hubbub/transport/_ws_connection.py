@@ -106,7 +106,9 @@ class Connection:
         delivered[(recipient_id, envelope.channel_id, envelope.envelope_id)] = None
         if len(delivered) > _REMEMBERED:
             del delivered[next(iter(delivered))]
-        self._enqueue(NotifyFrame(envelope, recipient_id, self.session.turn_for(envelope, recipient_id)))
+        session = self.session
+        turn = session.turn_for(envelope, recipient_id) if session.pushed_turns else None
+        self._enqueue(NotifyFrame(envelope, recipient_id, turn))
 
     async def writable(self) -> None:
         """Wait until the outbox is at most half full: a replay paces itself on this."""

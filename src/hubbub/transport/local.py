@@ -32,7 +32,7 @@ class _LocalEndpoint:
     def deliver(self, envelope: Envelope, recipient_id: str) -> None:
         try:
             session = self.session
-            turn = session.turn_for(envelope, recipient_id) if session is not None else None
+            turn = session.turn_for(envelope, recipient_id) if session and session.pushed_turns else None
             self.on_notify(envelope, recipient_id, turn)
         except Exception:
             log.exception("notify handler failed for %s", recipient_id)
