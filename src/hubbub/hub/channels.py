@@ -109,6 +109,10 @@ Followups = list[tuple[Envelope, Awaitable[None] | None]]
 """Hub envelopes an accepted envelope caused (opened, closed), each with its durability."""
 
 
+async def _ready(envelope_id: str) -> str:
+    return envelope_id
+
+
 Accepted = tuple[
     ChannelRecord,  # record
     Envelope,  # stamped
@@ -209,11 +213,9 @@ class Channels:
         if accepted[7] is None:  # no lifecycle effects (followups): no coroutine, no task
             if durable is None:  # durable already (a memory store): deliver now
                 self._hand_over(accepted)
-                posted: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-                posted.set_result(accepted[1].envelope_id)
-                return posted
+                return _ready(accepted[1].envelope_id)  # a coroutine: cheaper than a done future
             if isinstance(durable, asyncio.Future):  # a callback on the commit delivers it
-                posted = durable.get_loop().create_future()
+                posted: asyncio.Future[str] = durable.get_loop().create_future()
                 durable.add_done_callback(functools.partial(self._delivered, accepted, posted))
                 return posted
         return self.complete(accepted)
