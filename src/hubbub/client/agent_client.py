@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..agents.base import Agent, Turn, as_reply
@@ -228,17 +228,12 @@ class AgentClient:
         With ``seen_ok`` an envelope already in the WAL counts; otherwise
         only a delivery from now on does. Raises ``TimeoutError``.
         """
-        waiter = _Waiter(channel_id, predicate)
-        self._waiters.append(waiter)
-        try:
+        with self._waiting(channel_id, predicate) as waiter:
             if seen_ok:
                 for envelope in await self.hub_client.read_wal(channel_id):
                     if predicate(envelope):
                         return envelope
             return await asyncio.wait_for(asyncio.shield(waiter.future), timeout)
-        finally:
-            with contextlib.suppress(ValueError):
-                self._waiters.remove(waiter)
 
     async def wait_ended(self, channel_id: str, *, timeout: float) -> Envelope | ChannelMetadata:
         """The envelope that closed (or expired) ``channel_id`` once this agent has processed it,
@@ -246,9 +241,7 @@ class AgentClient:
         ending = self._endings.get(channel_id)
         if ending is not None:
             return ending
-        waiter = _Waiter(channel_id, _ends)
-        self._waiters.append(waiter)
-        try:
+        with self._waiting(channel_id, _ends) as waiter:
             # While envelopes of the channel come through this agent's lane, its end will too.
             # Otherwise ask (after the waiter is in place: an ending processed from now on
             # reaches it): it may have ended before this agent was listening.
@@ -261,6 +254,14 @@ class AgentClient:
                         if _ends(envelope):
                             return metadata
             return await asyncio.wait_for(asyncio.shield(waiter.future), timeout)
+
+    @contextlib.contextmanager
+    def _waiting(self, channel_id: str, predicate: Callable[[Envelope], bool]) -> Iterator[_Waiter]:
+        """A waiter for the first envelope of ``channel_id`` this agent processes that matches."""
+        waiter = _Waiter(channel_id, predicate)
+        self._waiters.append(waiter)
+        try:
+            yield waiter
         finally:
             with contextlib.suppress(ValueError):
                 self._waiters.remove(waiter)
