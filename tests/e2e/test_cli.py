@@ -179,12 +179,12 @@ async def test_see_find_delegate_and_broadcast_from_the_command_line(url: str, w
 
 async def test_ctrl_c_stops_waiting_not_the_task(url: str, workers: HubClient) -> None:
     thinker = Worker("thinker")
-    started = asyncio.Event()
+    started, never = asyncio.Event(), asyncio.Event()
 
     @thinker.on_task("ponder")
     async def ponder(task: TaskInput) -> str:
         started.set()
-        await asyncio.sleep(60)
+        await never.wait()  # the task must outlive the interrupted command; nothing sets it
         return "42"
 
     async with thinker.connected(workers):
