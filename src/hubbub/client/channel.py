@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ..model.channel import ChannelMetadata, ChannelState
-from ..model.envelope import EV_CHANNEL_EXPIRED, EV_CONTEXT_SET, EV_TEXT, Envelope
+from ..model.envelope import EV_CONTEXT_SET, EV_TEXT, Envelope
 
 if TYPE_CHECKING:
     from .agent_client import AgentClient
@@ -98,14 +98,11 @@ class Channel:
         if isinstance(ended, ChannelMetadata):
             self.metadata = ended
         elif self.metadata.state is ChannelState.ACTIVE:
-            # Once a channel is active, closing it changes only these three: no need to ask the hub.
-            reason = ended.event_data.get("reason")
-            self.metadata = msgspec.structs.replace(
-                self.metadata,
-                state=ChannelState.EXPIRED if ended.event_type == EV_CHANNEL_EXPIRED else ChannelState.CLOSED,
-                close_reason=reason if isinstance(reason, str) else "closed",
-                closed_at=ended.created_at,
-            )
+            # Once a channel is active, its end changes only what the closing envelope says:
+            # no need to ask the hub (a copy: over LocalLink the metadata is the hub's own).
+            final = msgspec.structs.replace(self.metadata)
+            final.end_with(ended)
+            self.metadata = final
         else:
             await self.info()
         return self.metadata

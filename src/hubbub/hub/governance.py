@@ -172,7 +172,7 @@ class Governance:
         self,
         listeners: Listeners,
         open_channels: Callable[[str], int],
-        record: Callable[[AuditRecord], None] | None = None,
+        record: Callable[[AuditRecord], None],
     ) -> None:
         self._listeners = listeners
         self._record = record
@@ -192,13 +192,9 @@ class Governance:
     def audit(self, kind: str, **fields: Any) -> None:
         """Write an audit record (placed now: it commits with this turn's envelopes) and emit it
         to the listeners."""
-        wanted = self._listeners.wants("on_governance_event")
-        if self._record is None and not wanted:
-            return
         record = make_audit_record(kind, **fields)
-        if self._record is not None:
-            self._record(record)
-        if wanted:
+        self._record(record)
+        if self._listeners.wants("on_governance_event"):
             self._listeners.emit("on_governance_event", record)
 
     @staticmethod

@@ -343,7 +343,4 @@ def _derive(meta: ChannelMetadata, envelope: Envelope) -> None:
     elif event_type == EV_CHANNEL_OPENED:
         meta.state = ChannelState.ACTIVE
     elif event_type in (EV_CHANNEL_CLOSED, EV_CHANNEL_EXPIRED):
-        meta.state = ChannelState.EXPIRED if event_type == EV_CHANNEL_EXPIRED else ChannelState.CLOSED
-        reason = envelope.event_data.get("reason") if isinstance(envelope.event_data, dict) else None
-        meta.close_reason = reason if isinstance(reason, str) else "closed"
-        meta.closed_at = envelope.created_at
+        meta.end_with(envelope)

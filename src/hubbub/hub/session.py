@@ -98,13 +98,18 @@ class Session:
                 agent_id=recipient_id,
                 reason="unknown_delivery",
             )
-        self.receipt_delivered(envelope_id, status, recipient_id, channel_id, reason)
+        self._take_receipt(envelope_id, status, recipient_id, channel_id, reason)
 
     def receipt_delivered(
         self, envelope_id: str, status: str, recipient_id: str, channel_id: str, reason: str = ""
     ) -> None:
         """:meth:`receipt` for an envelope the transport handed to ``recipient_id`` itself: now."""
         self._require_bound(recipient_id)
+        self._take_receipt(envelope_id, status, recipient_id, channel_id, reason)
+
+    def _take_receipt(
+        self, envelope_id: str, status: str, recipient_id: str, channel_id: str, reason: str
+    ) -> None:
         if status == "ack":
             self.hub.acked(recipient_id, channel_id, envelope_id)
         else:

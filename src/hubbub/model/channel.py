@@ -7,6 +7,8 @@ from typing import Any
 
 import msgspec
 
+from .envelope import EV_CHANNEL_EXPIRED, Envelope
+
 __all__ = [
     "ChannelManifest",
     "ChannelMetadata",
@@ -109,3 +111,13 @@ class ChannelMetadata(msgspec.Struct, kw_only=True):
     def is_terminal(self) -> bool:
         """Closed or expired."""
         return self.state.is_terminal
+
+    def end_with(self, closing: Envelope) -> None:
+        """Take what a closing (``EV_CHANNEL_CLOSED``) or expiring envelope says of the channel's
+        end: its state, close reason and close time (nothing else changes when a channel ends)."""
+        expired = closing.event_type == EV_CHANNEL_EXPIRED
+        self.state = ChannelState.EXPIRED if expired else ChannelState.CLOSED
+        data = closing.event_data
+        reason = data.get("reason") if isinstance(data, dict) else None
+        self.close_reason = reason if isinstance(reason, str) else "closed"
+        self.closed_at = closing.created_at
