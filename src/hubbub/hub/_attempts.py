@@ -28,7 +28,7 @@ from ..model.task import TaskEventKind
 from ..storage.base import AgentRecord
 from . import _task_rules as rules
 from ._task_records import TaskRecords
-from .channels import ChannelRecord
+from .channel_record import ChannelRecord
 from .registry import rank_key
 from .snapshots import forget
 

@@ -24,7 +24,7 @@ from ..model.channel import ChannelMetadata, ChannelState, Participant, Particip
 from ..model.envelope import EV_CHANNEL_OPENED, EV_TEXT, Envelope
 from ..model.ids import make_id
 from ..storage.base import AgentRecord
-from .channels import ChannelRecord
+from .channel_record import ChannelRecord
 from .snapshots import forget
 
 if TYPE_CHECKING:

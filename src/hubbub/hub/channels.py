@@ -1,4 +1,4 @@
-"""Channel records and the post path.
+"""Every channel the hub knows (records in channel_record.py) and the post path.
 
 ``post`` is the hot path: look up the channel (dict), check the sender and
 audience (set lookups), ask the adapter on the cached state, stamp, append to
@@ -18,9 +18,8 @@ from typing import Any
 
 import msgspec
 
-from ..adapters.base import ChannelAdapter
 from ..errors import AccessDeniedError, ChannelClosedError, HubbubError, NotFoundError, ProtocolError
-from ..model.channel import ChannelMetadata, ChannelState
+from ..model.channel import ChannelState
 from ..model.envelope import (
     EV_CHANNEL_CLOSED,
     EV_CHANNEL_EXPIRED,
@@ -35,6 +34,7 @@ from ..model.envelope import (
 )
 from ..model.ids import MonotonicIds
 from ..storage.base import AgentRecord, Store
+from .channel_record import Accepted, ChannelRecord, Followups
 from .delivery import recipients_of
 from .dispatch import Dispatcher
 from .governance import Governance
@@ -42,7 +42,7 @@ from .listeners import Listeners
 from .registry import Registry
 from .snapshots import SNAPSHOT_EVERY, write_snapshot
 
-__all__ = ["HUB_SENDER", "Accepted", "ChannelRecord", "Channels", "Observer"]
+__all__ = ["HUB_SENDER", "Channels"]
 
 HUB_SENDER = "hub"
 """``sender_id`` of envelopes the hub itself writes (opened, closed, expired)."""
@@ -52,80 +52,8 @@ _TEXTS = frozenset({EV_TEXT, EV_PACKET})
 _ACTIVE, _CLOSED, _EXPIRED = ChannelState.ACTIVE, ChannelState.CLOSED, ChannelState.EXPIRED
 
 
-Observer = Callable[["ChannelRecord", Envelope], None]
-"""Called with each envelope committed to one channel, before anything awaits; must not raise."""
-
-
-class ChannelRecord:
-    """A live channel: metadata, its adapter, the cached adapter state."""
-
-    __slots__ = (
-        "activated",
-        "adapter",
-        "first",
-        "first_accepted",
-        "first_refused",
-        "idempotency",
-        "inflight",
-        "members",
-        "metadata",
-        "observer",
-        "participants",
-        "recipients",
-        "replying",
-        "state",
-        "texts",
-        "unsnapped",
-    )
-
-    def __init__(self, metadata: ChannelMetadata, adapter: ChannelAdapter, state: Any) -> None:
-        self.metadata = metadata
-        self.adapter = adapter
-        self.state = state
-        self.participants = metadata.participant_ids()
-        self.members = frozenset(self.participants)
-        self.idempotency: dict[tuple[str, str], str] = {}
-        self.recipients: dict[str, tuple[int, list[AgentRecord]]] = {}
-        self.replying: set[tuple[str, str]] = set()
-        self.activated: asyncio.Future[ChannelState] | None = None
-        """Set once the channel is no longer pending, to the state it went to."""
-        self.texts = 0
-        """How many text and packet envelopes the WAL holds (what views count)."""
-        self.unsnapped = 0  # envelopes since the last snapshot (hub/snapshots.py)
-        self.inflight: set[str] = set()  # posted, not yet through delivery: no inbox counts them yet
-        self.observer: Observer | None = None
-        """Sees this channel's envelopes as they commit (a delegated task watches its channel)."""
-        self.first: Envelope | None = None
-        """The creator's first envelope, posted as the channel activates (``open(first=...)``)."""
-        self.first_accepted: Accepted | None = None
-        self.first_refused: HubbubError | None = None
-
-    @property
-    def id(self) -> str:
-        return self.metadata.channel_id
-
-
-Followups = list[tuple[Envelope, Awaitable[None] | None]]
-"""Hub envelopes an accepted envelope caused (opened, closed), each with its durability."""
-
-
 async def _ready(envelope_id: str) -> str:
     return envelope_id
-
-
-Accepted = tuple[
-    ChannelRecord,  # record
-    Envelope,  # stamped
-    Awaitable[None] | None,  # durable
-    AgentRecord | None,  # sender
-    list[AgentRecord],  # recipients
-    bool,  # bypass
-    list[str] | None,  # skip
-    Followups | None,  # followups (None: the channel's metadata did not change)
-    Awaitable[None] | None,  # placed: the changed metadata's write
-]
-"""An envelope :meth:`Channels.accept` ed (appended and folded), not yet delivered (a plain
-tuple: it is made on every post)."""
 
 
 class Channels:

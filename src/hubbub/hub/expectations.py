@@ -33,7 +33,8 @@ from ..model._time import from_iso, iso_now
 from ..model.channel import ChannelState, Expectation
 from ..model.envelope import EV_CHANNEL_OPENED, EV_EXPECTATION_VIOLATED, EV_PACKET, EV_TEXT, Envelope
 from ..model.ids import id_time_ns
-from .channels import ChannelRecord, Channels
+from .channel_record import ChannelRecord
+from .channels import Channels
 from .deadlines import Deadlines
 from .delivery import recipients_of
 from .governance import Governance

@@ -20,7 +20,8 @@ from ..model.envelope import EV_CHANNEL_INVITE, EV_TEXT, Envelope
 from ..model.ids import make_id
 from ..model.rule import parse_duration
 from ..storage.base import AgentRecord
-from .channels import ChannelRecord, Channels, Observer
+from .channel_record import ChannelRecord, Observer
+from .channels import Channels
 from .deadlines import Deadlines
 from .governance import Governance
 

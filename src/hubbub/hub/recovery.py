@@ -45,7 +45,7 @@ from ..model.envelope import (
     is_control_event,
 )
 from ..model.ids import id_time_ns
-from .channels import ChannelRecord
+from .channel_record import ChannelRecord
 from .delivery import recipients_of
 from .snapshots import SNAPSHOT_PREFIX, Snapshot, decode_snapshot, forget
 from .tasks import TASK_PREFIX

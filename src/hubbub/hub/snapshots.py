@@ -34,7 +34,7 @@ from ..model.channel import ChannelMetadata
 from ..storage.base import Store
 
 if TYPE_CHECKING:
-    from .channels import ChannelRecord
+    from .channel_record import ChannelRecord
     from .governance import Inbox
 
 __all__ = ["SNAPSHOT_EVERY", "SNAPSHOT_PREFIX", "Snapshot", "decode_snapshot", "forget", "write_snapshot"]

@@ -18,7 +18,8 @@ from ..model.envelope import EV_PACKET, EV_TEXT, Envelope
 from ..model.ids import id_time_ns
 from ..model.turn import PendingTurn, TurnContext
 from ..storage.base import Store, Unknown
-from .channels import ChannelRecord, Channels
+from .channel_record import ChannelRecord
+from .channels import Channels
 from .registry import Registry
 
 __all__ = ["Turns"]
