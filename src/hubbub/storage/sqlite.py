@@ -24,6 +24,7 @@ from ..model.audit import AuditQuery, AuditRecord
 from ..model.channel import ChannelMetadata
 from ..model.envelope import Envelope
 from . import _sqlite_schema as sql
+from ._sqlite_batches import TurnBatches
 from ._sqlite_compact import CompactionJob
 from ._sqlite_recent import RecentEnvelopes
 from ._sqlite_schema import Durability, connect, open_database
@@ -34,10 +35,8 @@ from ._sqlite_writer import (
     COMPACT,
     CURSOR,
     DELETE,
-    FLUSH_AT,
     KV_DELETE,
     KV_PUT,
-    LINGER,
     PUT_AGENT,
     Batch,
     Durable,
@@ -114,10 +113,9 @@ class SqliteStore(Store):
             _unlock(self._lock)
             raise
         self._recent = RecentEnvelopes(self._last_ids)
-        self._batch: Batch | None = None
         self._writer = Writer(writer_conn, self.path, self._settled)
+        self._batches = TurnBatches(self._writer, self.path)
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="hubbub-sqlite-reader")
-        self._closed = False
         self._decode_envelope = msgspec.json.Decoder(Envelope).decode
         self._decode_agent = msgspec.json.Decoder(AgentRecord).decode
         self._decode_channel = msgspec.json.Decoder(ChannelMetadata).decode
@@ -136,56 +134,15 @@ class SqliteStore(Store):
     def __repr__(self) -> str:
         return f"SqliteStore({self.path!r}, durability={self.durability!r})"
 
-    # writes: batched per event-loop turn in call order, each awaitable until its transaction commits
+    @property
+    def _closed(self) -> bool:
+        return self._batches.closed
+
+    # writes: batched per event-loop turn in call order (_sqlite_batches), each awaitable until its
+    # transaction commits
 
     def _submit(self, op: int, row: tuple[Any, ...], envelope: Envelope | None = None) -> Durable:
-        return self._place(op, row, envelope).future
-
-    def _place(
-        self, op: int, row: tuple[Any, ...], envelope: Envelope | None = None, *, linger: bool = False
-    ) -> Batch:
-        """Add one write to this turn's batch (opening it if need be); the batch it went into.
-
-        ``linger``: the write may wait up to :data:`LINGER` for other writes to commit with
-        (a batch of such writes only goes to the writer then, or with the first write that
-        may not wait).
-        """
-        if self._closed:
-            raise StorageError(
-                f"SqliteStore({self.path}) is closed; open a new store to write", reason="closed"
-            )
-        if self._writer.failure is not None:
-            raise StorageError(self._writer.failure.message, reason="write_failed")
-        batch = self._batch
-        if batch is None or batch.future.get_loop() is not asyncio.get_running_loop():
-            batch = self._open_batch(linger)
-        elif batch.lingering and not linger:
-            batch.lingering = False
-            asyncio.get_running_loop().call_soon(self._flush, batch)
-        batch.ops.append((op, row))
-        if envelope is not None:
-            batch.envelopes.append(envelope)
-        if len(batch.ops) >= FLUSH_AT:
-            self._flush(batch)
-        return batch
-
-    def _open_batch(self, linger: bool) -> Batch:
-        if self._batch is not None:
-            self._flush(self._batch)  # made on another loop: keep the order, send it now
-        loop = asyncio.get_running_loop()
-        batch = self._batch = Batch(Durable(loop=loop))
-        if linger:
-            batch.lingering = True
-            loop.call_later(LINGER, self._flush, batch)
-        else:
-            loop.call_soon(self._flush, batch)
-        return batch
-
-    def _flush(self, batch: Batch) -> None:
-        """Send ``batch`` to the writer, unless it was sent already."""
-        if self._batch is batch:
-            self._batch = None
-            self._writer.queue.put(batch)
+        return self._batches.place(op, row, envelope).future
 
     def _settled(self, batches: list[Batch], error: StorageError | None) -> None:
         """On the loop: the batches committed (error None) or failed; wake their writers."""
@@ -254,7 +211,7 @@ class SqliteStore(Store):
 
     def place_cursor(self, agent_id: str, channel_id: str, envelope_id: str) -> Durable:
         """Placed now; it commits with the next write that may not wait, or :data:`LINGER` later."""
-        return self._place(CURSOR, (agent_id, channel_id, envelope_id), linger=True).future
+        return self._batches.place(CURSOR, (agent_id, channel_id, envelope_id), linger=True).future
 
     def put_kv(self, key: str, value: bytes) -> asyncio.Future[None]:
         """Queue ``key = value`` now, after every write made before; the future completes once committed."""
@@ -431,7 +388,7 @@ class SqliteStore(Store):
         except (sqlite3.Error, msgspec.DecodeError, msgspec.ValidationError) as exc:
             job.error = exc
         if job.error is None and not dry_run:
-            batch = self._place(COMPACT, (job, job.vacuum))
+            batch = self._batches.place(COMPACT, (job, job.vacuum))
             batch.compacts = True  # the recent-envelope cache forgets what it held once it commits
             await batch.future
         if job.error is not None:
@@ -451,9 +408,7 @@ class SqliteStore(Store):
         """
         if self._closed:
             return
-        if self._batch is not None:
-            self._flush(self._batch)
-        self._closed = True
+        self._batches.close()
         stop = Batch(Durable(loop=asyncio.get_running_loop()), stop=True)
         self._writer.queue.put(stop)
         try:
