@@ -79,18 +79,16 @@ class Session:
         recipient_id: str,
         channel_id: str,
         reason: str = "",
-        *,
-        delivered: bool = False,
     ) -> None:
         """An ack advances ``recipient_id``'s cursor; a nack leaves it (the envelope is replayed).
 
         Only an envelope of that channel addressed to that recipient can be acked:
-        a receipt for anything else would move the cursor past what it never got.
-        ``delivered``: the transport itself handed exactly this envelope of this
-        channel to this recipient, so the store need not be asked.
+        a receipt for anything else would move the cursor past what it never got, so the
+        store is asked (a transport that knows it delivered the envelope itself calls
+        :meth:`receipt_delivered` instead).
         """
         self._require_bound(recipient_id)
-        if not delivered and not await self._was_delivered(envelope_id, recipient_id, channel_id):
+        if not await self._was_delivered(envelope_id, recipient_id, channel_id):
             raise ProtocolError(
                 f"receipt for envelope {envelope_id!r} in channel {channel_id!r}: it was never delivered "
                 f"to {recipient_id} (check envelope_id, channel_id and recipient_id)",
