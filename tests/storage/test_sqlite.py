@@ -26,6 +26,7 @@ from hubbub import (
 from hubbub.model.audit import AuditQuery, make_audit_record
 from hubbub.model.ids import MonotonicIds
 from hubbub.storage import _sqlite_schema as schema
+from hubbub.storage._sqlite_writer import LINGER
 from hubbub.storage.sqlite import Durability
 from tests.conftest import TIME_UNIT
 from tests.hub._waiting import wait_until
@@ -188,6 +189,75 @@ async def test_cursor_writes_are_ordered_after_the_envelope_and_coalesced(tmp_pa
     await asyncio.gather(*writes)
     assert await store.load_cursors() == {("bob", "A"): envelopes[-1].envelope_id}
     assert await store.wal_length("A") == 50
+    await store.aclose()
+
+
+async def test_deferred_writes_wait_then_go_along_with_the_next_commit(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "hub.db")
+    await store.append(first := text("A", 1))
+    before = store.commits
+    cursor = store.place_cursor("bob", "A", first.envelope_id)
+    audit = store.place_audit(make_audit_record("channel_opened", channel_id="A"))
+    assert cursor is audit  # one deferred batch
+    loop = asyncio.get_running_loop()
+    placed = loop.time()
+    await store.append(text("A", 2))
+    on_time = loop.time() - placed < LINGER  # (a stalled machine may let LINGER pass here)
+    assert on_time is False or not cursor.done()  # before LINGER, a commit does not take them along
+    await asyncio.sleep(LINGER * 1.2)  # due now: the next commit takes them along
+    on_time = on_time and loop.time() - placed < LINGER * 1.9  # not yet sent alone
+    await store.append(text("A", 3))
+    assert cursor.done()
+    if on_time:
+        assert store.commits == before + 2  # no commit of their own
+    await store.aclose()
+
+
+async def test_deferred_writes_commit_alone_when_the_hub_is_quiet(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "hub.db")
+    await store.append(first := text("A", 1))
+    before = store.commits
+    await store.place_cursor("bob", "A", first.envelope_id)
+    assert store.commits == before + 1
+    await store.aclose()
+    reopened = SqliteStore(tmp_path / "hub.db")
+    assert await reopened.load_cursors() == {("bob", "A"): first.envelope_id}
+    await reopened.aclose()
+
+
+async def test_reads_see_deferred_writes_and_closing_commits_them(tmp_path: Path) -> None:
+    path = tmp_path / "hub.db"
+    store = SqliteStore(path)
+    await store.append(first := text("A", 1))
+    record = make_audit_record("channel_opened", channel_id="A")
+    store.place_audit(record)
+    store.place_cursor("bob", "A", first.envelope_id)
+    assert await store.read_audit(AuditQuery(channel_id="A")) == [record]
+    assert await store.load_cursors() == {("bob", "A"): first.envelope_id}
+    store.place_cursor("carol", "A", first.envelope_id)
+    await store.aclose()  # at once, not LINGER later
+    reopened = SqliteStore(path)
+    assert ("carol", "A") in await reopened.load_cursors()
+    await reopened.aclose()
+
+
+async def test_awaited_cursors_and_audit_records_are_not_deferred(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "hub.db")
+    await store.append(first := text("A", 1))
+    deferred = store.place_cursor("carol", "A", first.envelope_id)
+    await store.set_cursor("bob", "A", first.envelope_id)
+    await store.append_audit(make_audit_record("channel_opened", channel_id="A"))
+    assert not deferred.done()  # they committed on their own, without waiting for it
+    await store.aclose()
+
+
+async def test_an_agents_deletion_takes_its_deferred_cursors_along(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "hub.db")
+    await store.put_agent(agent("a1"))
+    await store.append(first := text("A", 1))
+    cursor = store.place_cursor("a1", "A", first.envelope_id)
+    await store.delete_agent("a1")
+    assert cursor.done()  # committed with (not after) the deletion
     await store.aclose()
 
 

@@ -3,10 +3,16 @@
 A :class:`TurnBatches` collects the writes a ``SqliteStore`` is asked for, in
 call order, into the current event-loop turn's :class:`Batch` and hands it to
 the :class:`Writer` at the end of the turn (or once it holds :data:`FLUSH_AT`
-writes), so concurrent posts share one transaction and one fsync. A batch of
-writes that may wait (ack cursors) waits up to :data:`LINGER` for other writes
-to commit with; the first write that may not wait sends it at the end of its
-own turn.
+writes), so concurrent posts share one transaction and one fsync.
+
+Writes that may wait (ack cursors, audit records) are *deferred*: they gather
+for :data:`LINGER`, then go with the batch open at that moment, else with the
+next one, else alone another LINGER later. Under traffic a deferred write costs
+no commit of its own, and many of them share the same few B-tree pages (a
+cursor acked many times in that window is written once). They only ever commit
+later than the writes placed before them, never earlier, except ahead of a
+:data:`BARRIERS` write (an agent's deletion, a compaction), which takes them
+along first so that it sees them.
 """
 
 from __future__ import annotations
@@ -16,39 +22,45 @@ from typing import Any
 
 from ..errors import StorageError
 from ..model.envelope import Envelope
-from ._sqlite_writer import FLUSH_AT, LINGER, Batch, Durable, Writer
+from ._sqlite_writer import COMPACT, DELETE, FLUSH_AT, LINGER, Batch, Durable, Writer
 
-__all__ = ["TurnBatches"]
+__all__ = ["BARRIERS", "TurnBatches"]
+
+BARRIERS = frozenset({DELETE, COMPACT})
+"""Writes the deferred writes may not follow: they go along with (or ahead of) them."""
 
 
 class TurnBatches:
-    """The open batch of the current turn, and the writer it goes to."""
+    """The open batch of the current turn, the deferred writes, and the writer they go to."""
 
     def __init__(self, writer: Writer, path: str) -> None:
         self._writer = writer
         self._path = path
         self._batch: Batch | None = None
+        self._deferred: Batch | None = None
+        self._due = False
+        """Whether the deferred writes waited :data:`LINGER`: the next batch takes them along."""
         self.closed = False
 
     def place(
-        self, op: int, row: tuple[Any, ...], envelope: Envelope | None = None, *, linger: bool = False
+        self, op: int, row: tuple[Any, ...], envelope: Envelope | None = None, *, defer: bool = False
     ) -> Batch:
-        """Add one write to this turn's batch (opening it if need be); the batch it went into.
-
-        ``linger``: the write may wait up to :data:`LINGER` for other writes to commit with.
-        """
+        """Add one write to this turn's batch (opening it if need be), or with ``defer`` to the
+        deferred writes; the batch it went into."""
         if self.closed:
             raise StorageError(
                 f"SqliteStore({self._path}) is closed; open a new store to write", reason="closed"
             )
         if self._writer.failure is not None:
             raise StorageError(self._writer.failure.message, reason="write_failed")
+        if defer:
+            return self._place_deferred(op, row)
         batch = self._batch
         if batch is None or batch.future.get_loop() is not asyncio.get_running_loop():
-            batch = self._open(linger)
-        elif batch.lingering and not linger:
-            batch.lingering = False
-            asyncio.get_running_loop().call_soon(self._flush, batch)
+            batch = self._open()
+        deferred = self._deferred
+        if deferred is not None and (self._due or op in BARRIERS):
+            self._take_along(deferred, batch)
         batch.ops.append((op, row))
         if envelope is not None:
             batch.envelopes.append(envelope)
@@ -56,22 +68,28 @@ class TurnBatches:
             self._flush(batch)
         return batch
 
+    def commit_deferred(self) -> Durable | None:
+        """Send the deferred writes now (reads that must see them await the result)."""
+        deferred = self._deferred
+        if deferred is None:
+            return None
+        self._send_deferred(deferred)
+        return deferred.future
+
     def close(self) -> None:
         """Send what is placed to the writer now and take no more writes."""
+        if self._deferred is not None:
+            self._send_deferred(self._deferred)
         if self._batch is not None:
             self._flush(self._batch)
         self.closed = True
 
-    def _open(self, linger: bool) -> Batch:
+    def _open(self) -> Batch:
         if self._batch is not None:
             self._flush(self._batch)  # made on another loop: keep the order, send it now
         loop = asyncio.get_running_loop()
         batch = self._batch = Batch(Durable(loop=loop))
-        if linger:
-            batch.lingering = True
-            loop.call_later(LINGER, self._flush, batch)
-        else:
-            loop.call_soon(self._flush, batch)
+        loop.call_soon(self._flush, batch)
         return batch
 
     def _flush(self, batch: Batch) -> None:
@@ -79,3 +97,47 @@ class TurnBatches:
         if self._batch is batch:
             self._batch = None
             self._writer.queue.put(batch)
+
+    def _place_deferred(self, op: int, row: tuple[Any, ...]) -> Batch:
+        loop = asyncio.get_running_loop()
+        deferred = self._deferred
+        if deferred is None or deferred.future.get_loop() is not loop:
+            if deferred is not None:
+                self._send_deferred(deferred)  # made on another loop: send it now
+            deferred = self._deferred = Batch(Durable(loop=loop))
+            loop.call_later(LINGER, self._come_due, deferred)
+        deferred.ops.append((op, row))
+        if len(deferred.ops) >= FLUSH_AT:
+            self._send_deferred(deferred)
+        return deferred
+
+    def _come_due(self, deferred: Batch) -> None:
+        """LINGER is up: go with the open batch, else with the next one, else alone LINGER later."""
+        if self._deferred is not deferred:
+            return
+        batch = self._batch
+        if batch is not None and batch.future.get_loop() is deferred.future.get_loop():
+            self._take_along(deferred, batch)
+        else:
+            self._due = True
+            deferred.future.get_loop().call_later(LINGER, self._send_deferred, deferred)
+
+    def _send_deferred(self, deferred: Batch) -> None:
+        """Send the deferred writes with the open batch, or alone, unless they were sent already."""
+        if self._deferred is not deferred:
+            return
+        batch = self._batch
+        if batch is not None and batch.future.get_loop() is deferred.future.get_loop():
+            self._take_along(deferred, batch)
+        else:
+            self._deferred, self._due = None, False
+            self._writer.queue.put(deferred)  # ahead of the open batch, if any: it is sent later
+
+    def _take_along(self, deferred: Batch, batch: Batch) -> None:
+        """Move the deferred writes into ``batch`` (same loop), or send them ahead of it."""
+        self._deferred, self._due = None, False
+        if batch.future.get_loop() is deferred.future.get_loop():
+            batch.ops += deferred.ops
+            batch.riders.append(deferred.future)
+        else:
+            self._writer.queue.put(deferred)

@@ -72,9 +72,9 @@ FLUSH_AT = 256
 """A batch goes to the writer once it holds this many writes, without waiting for the turn to end,
 so the writer commits the first posts of a long turn while the loop still runs the rest."""
 LINGER = 0.05
-"""Seconds a batch of writes that may wait (ack cursors) waits for other writes to commit with:
-under traffic, acks ride along with the next envelope's commit instead of taking a commit (and
-an fsync) of their own; when the hub is quiet they commit this much later."""
+"""Seconds deferred writes (ack cursors, audit records) gather before they go along with other
+writes' commit (or, when the hub is quiet, another LINGER later alone): under traffic they
+take no commit or fsync of their own, and many share a few pages."""
 MAX_ROWS = 1024
 """Most rows in one statement (fewer if SQLite allows fewer parameters)."""
 
@@ -99,7 +99,7 @@ class Durable(asyncio.Future[None]):
 class Batch:
     """Writes in the order they were made, and the future they share."""
 
-    __slots__ = ("compacts", "envelopes", "future", "lingering", "ops", "stop")
+    __slots__ = ("compacts", "envelopes", "future", "ops", "riders", "stop")
 
     def __init__(self, future: Durable, *, stop: bool = False) -> None:
         self.future = future
@@ -108,8 +108,8 @@ class Batch:
         """The envelopes of its APPEND ops, in order (the store caches them once committed)."""
         self.compacts = False
         """Whether it holds a COMPACT op (which may empty channels' WALs)."""
-        self.lingering = False
-        """Whether it holds only writes that may wait (it goes to the writer after LINGER)."""
+        self.riders: list[Durable] = []
+        """The futures of deferred writes that went along with it (complete with its own)."""
         self.stop = stop
 
 

@@ -147,20 +147,22 @@ class SqliteStore(Store):
     def _settled(self, batches: list[Batch], error: StorageError | None) -> None:
         """On the loop: the batches committed (error None) or failed; wake their writers."""
         for batch in batches:
-            future = batch.future
             if error is None:
                 self._recent.add(batch.envelopes)
                 if batch.compacts:
                     # It may have emptied channels: start over from what is placed (ids placed but
                     # not yet committed only make a floor higher than needed, never wrong).
                     self._recent = RecentEnvelopes(self._last_ids)
-                if not future.done():
+            for future in (batch.future, *batch.riders) if batch.riders else (batch.future,):
+                if future.done():
+                    continue
+                if error is None:
                     future.set_result(None)
-            elif not future.done():
-                exc = StorageError(error.message, reason=error.reason)
-                exc.__cause__ = error.__cause__
-                future.set_exception(exc)
-                future.exception()  # retrieved: a batch nobody awaits is not an unhandled error
+                else:
+                    exc = StorageError(error.message, reason=error.reason)
+                    exc.__cause__ = error.__cause__
+                    future.set_exception(exc)
+                    future.exception()  # retrieved: a batch nobody awaits is not an unhandled error
 
     def append(self, envelope: Envelope) -> Durable:
         """Queue ``envelope`` at the end of its channel's WAL now; the future completes once committed."""
@@ -210,8 +212,12 @@ class SqliteStore(Store):
         return self._submit(CHANNEL, (metadata.channel_id, body))
 
     def place_cursor(self, agent_id: str, channel_id: str, envelope_id: str) -> Durable:
-        """Placed now; it commits with the next write that may not wait, or :data:`LINGER` later."""
-        return self._batches.place(CURSOR, (agent_id, channel_id, envelope_id), linger=True).future
+        """Deferred: it commits along with other writes :data:`LINGER` later (or alone after twice that)."""
+        return self._batches.place(CURSOR, (agent_id, channel_id, envelope_id), defer=True).future
+
+    async def set_cursor(self, agent_id: str, channel_id: str, envelope_id: str) -> None:
+        """Not deferred: it commits with this turn's writes."""
+        await self._submit(CURSOR, (agent_id, channel_id, envelope_id))
 
     def put_kv(self, key: str, value: bytes) -> asyncio.Future[None]:
         """Queue ``key = value`` now, after every write made before; the future completes once committed."""
@@ -221,8 +227,22 @@ class SqliteStore(Store):
         return self._submit(KV_DELETE, (_key(key),))
 
     def place_audit(self, r: AuditRecord) -> Durable:
+        """Deferred like :meth:`place_cursor` (reads of the audit log see it at once all the same)."""
+        return self._batches.place(AUDIT, self._audit_row(r), defer=True).future
+
+    async def append_audit(self, r: AuditRecord) -> None:
+        """Not deferred: it commits with this turn's writes."""
+        await self._submit(AUDIT, self._audit_row(r))
+
+    def _audit_row(self, r: AuditRecord) -> tuple[Any, ...]:
         body = self._encode(r, f"audit record {r.id}")
-        return self._submit(AUDIT, (r.id, r.at, r.kind, r.agent_id, r.actor, r.channel_id, body))
+        return (r.id, r.at, r.kind, r.agent_id, r.actor, r.channel_id, body)
+
+    async def _see_deferred(self) -> None:
+        """Commit the deferred writes now, for a read that must see them."""
+        deferred = None if self._closed else self._batches.commit_deferred()
+        if deferred is not None:
+            await deferred
 
     # reads: on the reader thread, committed data only
 
@@ -341,11 +361,13 @@ class SqliteStore(Store):
         return {key: bytes(value) for key, value in rows}
 
     async def load_cursors(self) -> dict[tuple[str, str], str]:
+        await self._see_deferred()
         rows = await self._read(self._rows, sql.LOAD_CURSORS, ())
         return {(agent_id, channel_id): envelope_id for agent_id, channel_id, envelope_id in rows}
 
     async def read_audit(self, query: AuditQuery) -> list[AuditRecord]:
         """Matching records ordered by ``at`` (then by insertion), served by an index per filter."""
+        await self._see_deferred()
         where: list[str] = []
         params: list[Any] = []
         if query.kind is not None:
