@@ -6,10 +6,11 @@ The first stdout line is the ``ws://`` URL; the server runs until SIGTERM/SIGINT
 With ``--profile FILE`` the whole serving time is under cProfile, dumped to FILE on exit.
 
 * ``hubbub``: ``Hub(SqliteStore(db))`` (durability "full", the ``hubbub serve`` default)
-  behind ``serve_ws`` on 127.0.0.1, port 0, on uvloop when it is installed (as ``hubbub serve``).
+  behind ``serve_ws`` on 127.0.0.1, port 0, on uvloop when it is installed and with the
+  collector's thresholds raised (``tune_gc``), as ``hubbub serve``.
 * ``bare``: a ``websockets`` server with no hub logic (``compression=None``, on hubbub's
-  loop): a connection's first text frame names it ("A" or "B"); every later text frame from
-  A is forwarded as is to B.
+  loop and collector thresholds): a connection's first text frame names it ("A" or "B");
+  every later text frame from A is forwarded as is to B.
 * ``idle``: a ``websockets`` server (``compression=None``, on hubbub's loop, pings every
   ``--ping-interval`` seconds) whose handler only waits for the connection to close: the
   reference for holding many idle connections (``bench/idle_agents.py``).
@@ -26,7 +27,7 @@ import signal
 import sys
 from typing import Any
 
-from hubbub.server import event_loop
+from hubbub.server import event_loop, tune_gc
 
 
 async def _until_stopped() -> None:
@@ -128,7 +129,10 @@ def main() -> int:
     # hubbub serves on the loop `hubbub serve` picks (uvloop when installed); the bare and idle
     # references run on the same loop, so their ratios measure the hub, not the loop. ag2's hub
     # runs on asyncio's loop, as its own serve_ws does.
+    # They also tune the collector as `hubbub serve` does (ag2's serve_ws does not).
     factory = event_loop("auto")[0] if args.kind != "ag2" else None
+    if args.kind != "ag2":
+        tune_gc()
     try:
         with asyncio.Runner(loop_factory=factory) as runner:
             runner.run(coro)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import os
+import signal
 import sys
 from pathlib import Path
 
 import pytest
 
 from hubbub import UsageError
-from hubbub.server import ServeConfig, event_loop, load_config
+from hubbub.server import GC_THRESHOLDS, ServeConfig, event_loop, load_config, run_server
 
 
 def test_defaults() -> None:
@@ -112,3 +115,19 @@ def test_without_uvloop_auto_falls_back_and_asking_for_it_says_how_to_get_it(
     with pytest.raises(UsageError) as err:
         event_loop("uvloop")
     assert "uvloop is not installed: pip install uvloop, or pass --loop asyncio" in str(err.value)
+
+
+async def test_serving_raises_the_collectors_thresholds_and_stopping_restores_them(tmp_path: Path) -> None:
+    before = gc.get_threshold()
+    assert before != GC_THRESHOLDS
+    seen: dict[str, tuple[int, ...]] = {}
+
+    def say(line: str) -> None:
+        if line.startswith("hubbub serving"):
+            seen["serving"] = gc.get_threshold()
+            asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
+
+    config = load_config({"port": 0, "db": str(tmp_path / "hub.db")}, environ={})
+    assert await run_server(config, say=say) == 0
+    assert seen["serving"] == GC_THRESHOLDS
+    assert gc.get_threshold() == before
