@@ -11,6 +11,7 @@ from hubbub import (
     ChannelClosedError,
     ChannelState,
     Envelope,
+    FunctionAgent,
     Hub,
     HubClient,
     UsageError,
@@ -104,3 +105,18 @@ async def test_a_channel_closed_before_its_ttl_does_not_expire(hub: Hub, client:
     assert ends == [EV_CHANNEL_CLOSED]
     await audit_records(hub, "channel_expired", channel_id=later.id)
     assert await hub.audit.query(kind="channel_expired", channel_id=early.id) == []
+
+
+async def test_a_channel_its_adapter_ends_holds_no_deadline_and_no_inbox_entry(
+    hub: Hub, client: HubClient
+) -> None:
+    # A consultation closes itself on the answer: its 2 h TTL must not stay armed (one timer and
+    # its closure per consultation, for hours), nor its acked inbox queues stay counted.
+    asker = await quiet(client, "asker")
+    await client.register(FunctionAgent(lambda turn: "42", name="oracle"))
+    for _ in range(3):
+        channel = await asker.open("consulting", "oracle", first="why?")
+        assert (await channel.wait_closed(timeout=5 * TIME_UNIT)).close_reason == "consulting_complete"
+    await wait_until(lambda: not hub.governance.inbox.pending_channels(), what="every delivery acked")
+    assert len(hub._deadlines) == 0
+    assert hub.governance.inbox.tracked() == 0

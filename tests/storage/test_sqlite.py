@@ -251,6 +251,19 @@ async def test_awaited_cursors_and_audit_records_are_not_deferred(tmp_path: Path
     await store.aclose()
 
 
+async def test_keyed_state_takes_the_deferred_writes_into_its_transaction(tmp_path: Path) -> None:
+    # A snapshot records which envelopes acks freed (its inbox floors): it must never be durable
+    # without the cursors of those acks, or a crash would leave the two disagreeing.
+    store = SqliteStore(tmp_path / "hub.db")
+    await store.append(first := text("A", 1))
+    before = store.commits
+    cursor = store.place_cursor("bob", "A", first.envelope_id)
+    await store.put_kv("snapshot/A", b"floors")
+    assert cursor.done()
+    assert store.commits == before + 1  # one transaction holds both
+    await store.aclose()
+
+
 async def test_an_agents_deletion_takes_its_deferred_cursors_along(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "hub.db")
     await store.put_agent(agent("a1"))

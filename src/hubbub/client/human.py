@@ -14,7 +14,10 @@ not deliver it again, so what is queued but not yet pulled when the process
 dies is not redelivered (it is still in the channel's WAL: ``channel.read()``).
 The pull queue holds at most ``max_queued`` envelopes; when it is full,
 deliveries wait unacked until the human pulls (the hub's inbox cap then
-applies to senders). With ``max_queued=0`` there is no pull queue (push only).
+applies to senders). Acks are cumulative and go out once a channel's burst of
+deliveries is through, so the deliveries queued just before one that waits for
+room stay unacked with it (after a crash they come again: at least once). With
+``max_queued=0`` there is no pull queue (push only).
 
 With ``auto_ack_invites=False`` an invite is delivered like any envelope and
 the human answers it with :meth:`HumanClient.accept` or

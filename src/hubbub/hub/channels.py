@@ -78,6 +78,8 @@ class Channels:
         self._by_agent: dict[str, set[str]] = {}
         self.watch: Callable[[ChannelRecord, Envelope], None] | None = None
         """Called with every accepted envelope before anything awaits (the expectations engine)."""
+        self.ended: Callable[[ChannelRecord], None] | None = None
+        """Called once a channel turns terminal, however it ended (lifecycle disarms its deadlines)."""
         self.snapshot_every = SNAPSHOT_EVERY
         """Snapshot a channel's state after this many envelopes (its next substantive one)."""
 
@@ -410,6 +412,8 @@ class Channels:
         meta.closed_at = closing[0].created_at
         self.snapshot(record, closing[0].envelope_id)
         self.announce(state.value, record)
+        if self.ended is not None:
+            self.ended(record)
         return [closing]
 
     def announce(self, kind: str, record: ChannelRecord) -> None:

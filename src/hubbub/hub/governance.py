@@ -97,6 +97,10 @@ class Inbox:
         queue = self._queues.get((agent_id, channel_id))
         return queue[0] if queue else None
 
+    def tracked(self) -> int:
+        """(agent, channel) pairs holding unacked envelopes (a pair is forgotten once all are acked)."""
+        return len(self._queues)
+
     def pending_channels(self) -> set[str]:
         """Channels holding an envelope some agent has not acked yet."""
         return {channel_id for (_, channel_id), queue in self._queues.items() if queue}
@@ -127,13 +131,17 @@ class Inbox:
 
     def ack(self, agent_id: str, channel_id: str, envelope_id: str) -> int:
         """Free every pending envelope of the channel up to ``envelope_id``; returns how many."""
-        queue = self._queues.get((agent_id, channel_id))
+        key = (agent_id, channel_id)
+        queue = self._queues.get(key)
         freed = 0
         while queue and queue[0] <= envelope_id:
             queue.popleft()
             freed += 1
         if freed:
             self.pending[agent_id] -= freed
+            if not queue:  # nothing left to count: forget the pair (a hub sees channels by the million)
+                del self._queues[key]
+                self._channels_of[agent_id].discard(channel_id)
         return freed
 
     def drop_oldest(self, agent_id: str) -> str | None:

@@ -52,6 +52,7 @@ class Lifecycle:
         self._adapters = adapters
         self._deadlines = deadlines
         self.invite_ack_timeout = invite_ack_timeout
+        channels.ended = self._disarm
 
     async def create(
         self,
@@ -247,10 +248,14 @@ class Lifecycle:
         record = self._channels.get(channel_id)
         followups = self._channels.terminate(record, state, reason)
         if followups:
-            self._deadlines.cancel(("ttl", channel_id))
-            self._deadlines.cancel(("ack", channel_id))
             await self._channels.settle(record, followups, self._channels.place(record))
         return record.metadata
+
+    def _disarm(self, record: ChannelRecord) -> None:
+        """The channel ended (closed here, by its adapter, or rejected): its TTL and invite
+        timeout have nothing left to do, and an armed one would hold memory until it fired."""
+        self._deadlines.cancel(("ttl", record.id))
+        self._deadlines.cancel(("ack", record.id))
 
     async def expire(self, channel_id: str) -> None:
         """TTL reached: the channel becomes EXPIRED."""

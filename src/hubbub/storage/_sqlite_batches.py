@@ -11,8 +11,8 @@ next one, else alone another LINGER later. Under traffic a deferred write costs
 no commit of its own, and many of them share the same few B-tree pages (a
 cursor acked many times in that window is written once). They only ever commit
 later than the writes placed before them, never earlier, except ahead of a
-:data:`BARRIERS` write (an agent's deletion, a compaction), which takes them
-along first so that it sees them.
+:data:`BARRIERS` write (keyed state such as snapshots, an agent's deletion, a
+compaction), which takes them along into its own transaction.
 """
 
 from __future__ import annotations
@@ -22,12 +22,14 @@ from typing import Any
 
 from ..errors import StorageError
 from ..model.envelope import Envelope
-from ._sqlite_writer import COMPACT, DELETE, FLUSH_AT, LINGER, Batch, Durable, Writer
+from ._sqlite_writer import COMPACT, DELETE, FLUSH_AT, KV_PUT, LINGER, Batch, Durable, Writer
 
 __all__ = ["BARRIERS", "TurnBatches"]
 
-BARRIERS = frozenset({DELETE, COMPACT})
-"""Writes the deferred writes may not follow: they go along with (or ahead of) them."""
+BARRIERS = frozenset({DELETE, COMPACT, KV_PUT})
+"""Writes the deferred writes may not follow: they go along with (or ahead of) them. Keyed state
+may record what acks did (a snapshot's inbox floors), so it must not commit before those acks'
+cursors; an agent's deletion and a compaction must see every cursor written before them."""
 
 
 class TurnBatches:
