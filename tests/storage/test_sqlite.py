@@ -192,9 +192,15 @@ async def test_cursor_writes_are_ordered_after_the_envelope_and_coalesced(tmp_pa
     await store.aclose()
 
 
-async def test_deferred_writes_wait_then_go_along_with_the_next_commit(tmp_path: Path) -> None:
+async def one_envelope_store(tmp_path: Path) -> tuple[SqliteStore, Envelope]:
     store = SqliteStore(tmp_path / "hub.db")
-    await store.append(first := text("A", 1))
+    first = text("A", 1)
+    await store.append(first)
+    return store, first
+
+
+async def test_deferred_writes_wait_then_go_along_with_the_next_commit(tmp_path: Path) -> None:
+    store, first = await one_envelope_store(tmp_path)
     before = store.commits
     cursor = store.place_cursor("bob", "A", first.envelope_id)
     audit = store.place_audit(make_audit_record("channel_opened", channel_id="A"))
@@ -214,8 +220,7 @@ async def test_deferred_writes_wait_then_go_along_with_the_next_commit(tmp_path:
 
 
 async def test_deferred_writes_commit_alone_when_the_hub_is_quiet(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "hub.db")
-    await store.append(first := text("A", 1))
+    store, first = await one_envelope_store(tmp_path)
     before = store.commits
     await store.place_cursor("bob", "A", first.envelope_id)
     assert store.commits == before + 1
@@ -242,8 +247,7 @@ async def test_reads_see_deferred_writes_and_closing_commits_them(tmp_path: Path
 
 
 async def test_awaited_cursors_and_audit_records_are_not_deferred(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "hub.db")
-    await store.append(first := text("A", 1))
+    store, first = await one_envelope_store(tmp_path)
     deferred = store.place_cursor("carol", "A", first.envelope_id)
     await store.set_cursor("bob", "A", first.envelope_id)
     await store.append_audit(make_audit_record("channel_opened", channel_id="A"))
@@ -254,8 +258,7 @@ async def test_awaited_cursors_and_audit_records_are_not_deferred(tmp_path: Path
 async def test_keyed_state_takes_the_deferred_writes_into_its_transaction(tmp_path: Path) -> None:
     # A snapshot records which envelopes acks freed (its inbox floors): it must never be durable
     # without the cursors of those acks, or a crash would leave the two disagreeing.
-    store = SqliteStore(tmp_path / "hub.db")
-    await store.append(first := text("A", 1))
+    store, first = await one_envelope_store(tmp_path)
     before = store.commits
     cursor = store.place_cursor("bob", "A", first.envelope_id)
     await store.put_kv("snapshot/A", b"floors")

@@ -125,15 +125,14 @@ class TurnBatches:
             deferred.future.get_loop().call_later(LINGER, self._send_deferred, deferred)
 
     def _send_deferred(self, deferred: Batch) -> None:
-        """Send the deferred writes with the open batch, or alone, unless they were sent already."""
+        """Send the deferred writes with (or ahead of) the open batch, or alone, unless sent already."""
         if self._deferred is not deferred:
             return
-        batch = self._batch
-        if batch is not None and batch.future.get_loop() is deferred.future.get_loop():
-            self._take_along(deferred, batch)
+        if self._batch is not None:
+            self._take_along(deferred, self._batch)
         else:
             self._deferred, self._due = None, False
-            self._writer.queue.put(deferred)  # ahead of the open batch, if any: it is sent later
+            self._writer.queue.put(deferred)
 
     def _take_along(self, deferred: Batch, batch: Batch) -> None:
         """Move the deferred writes into ``batch`` (same loop), or send them ahead of it."""
