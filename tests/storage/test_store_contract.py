@@ -261,6 +261,8 @@ async def test_channels_round_trip_and_replace(store: Store) -> None:
     await store.put_channel(channel("c2"))
     await store.put_channel(channel("c1", ChannelState.CLOSED))
     assert await store.load_channels() == [channel("c1", ChannelState.CLOSED), channel("c2")]
+    assert await store.get_channel("c1") == channel("c1", ChannelState.CLOSED)
+    assert await store.get_channel("nope") is None
 
 
 def record(

@@ -106,7 +106,7 @@ async def hub_wal(session: Session, p: dict[str, Any]) -> list[Envelope]:
     """Any channel's envelopes, oldest first: after ``since`` (at most ``limit``) or the last ``tail``."""
     _require_viewer(session, "hub_wal")
     channel_id = req_str(p, "channel_id")
-    session.hub.channels.get(channel_id)  # not_found names it
+    await session.hub.fetch_channel(channel_id)  # not_found names it
     since = opt_str(p, "since") or None
     tail = p.get("tail")
     if tail is not None:

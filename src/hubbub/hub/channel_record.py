@@ -26,6 +26,8 @@ class ChannelRecord:
     __slots__ = (
         "activated",
         "adapter",
+        "closing_id",
+        "ended",
         "first",
         "first_accepted",
         "first_refused",
@@ -63,6 +65,10 @@ class ChannelRecord:
         """The creator's first envelope, posted as the channel activates (``open(first=...)``)."""
         self.first_accepted: Accepted | None = None
         self.first_refused: HubbubError | None = None
+        self.ended = metadata.is_terminal()
+        """Terminal, and its closing envelope durable and delivered: it may leave memory."""
+        self.closing_id: str | None = None
+        """The id of the envelope that closed (or expired) it, once known."""
 
     @property
     def id(self) -> str:

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 
 from ..errors import AccessDeniedError, ChannelClosedError, HubbubError, NotFoundError, ProtocolError
-from ..model.channel import ChannelState
+from ..model.channel import ChannelMetadata, ChannelState
 from ..model.envelope import (
     EV_CHANNEL_CLOSED,
     EV_CHANNEL_EXPIRED,
@@ -42,7 +43,11 @@ from .listeners import Listeners
 from .registry import Registry
 from .snapshots import SNAPSHOT_EVERY, write_snapshot
 
-__all__ = ["HUB_SENDER", "Channels"]
+__all__ = ["HUB_SENDER", "KEEP_CLOSED", "Channels", "refuse_outsiders_and_ended"]
+
+KEEP_CLOSED = 10_000
+"""Closed channels a hub keeps in memory: the most recently closed. An older one leaves memory
+once every participant acked all of it; asked for again, it is read from the store."""
 
 HUB_SENDER = "hub"
 """``sender_id`` of envelopes the hub itself writes (opened, closed, expired)."""
@@ -76,6 +81,12 @@ class Channels:
         self._listeners = listeners
         self._records: dict[str, ChannelRecord] = {}
         self._by_agent: dict[str, set[str]] = {}
+        self._closed: OrderedDict[str, None] = OrderedDict()
+        """Terminal channels still in memory, the longest closed first."""
+        self.keep_closed = KEEP_CLOSED
+        self.crowded: Callable[[], None] | None = None
+        """Called when a close settles with more than :attr:`keep_closed` closed channels in
+        memory (the hub then evicts some, see :meth:`evict_closed`)."""
         self.watch: Callable[[ChannelRecord, Envelope], None] | None = None
         """Called with every accepted envelope before anything awaits (the expectations engine)."""
         self.ended: Callable[[ChannelRecord], None] | None = None
@@ -93,6 +104,43 @@ class Channels:
         self._records[record.id] = record
         for agent_id in record.members:
             self._by_agent.setdefault(agent_id, set()).add(record.id)
+        if record.metadata.is_terminal():
+            self._closed[record.id] = None
+
+    async def fetch(self, channel_id: str) -> ChannelMetadata:
+        """A channel's metadata, from memory or, for a closed channel no longer kept, the store."""
+        record = self._records.get(channel_id)
+        if record is not None:
+            return record.metadata
+        metadata = await self._store.get_channel(channel_id)
+        if metadata is None:
+            self.get(channel_id)  # raises NotFoundError naming it
+        assert metadata is not None
+        return metadata
+
+    def evict_closed(self, may_leave: Callable[[ChannelRecord], bool]) -> list[ChannelRecord]:
+        """Let the longest-closed channels beyond :attr:`keep_closed` leave memory, those
+        ``may_leave`` allows (the others are looked at again later); the ones that left."""
+        closed, left, passed = self._closed, [], 0
+        while len(closed) > self.keep_closed and passed < len(closed):
+            channel_id = next(iter(closed))
+            del closed[channel_id]
+            record = self._records.get(channel_id)
+            if record is None:
+                continue
+            if not (record.ended and may_leave(record)):
+                closed[channel_id] = None  # still needed: to the back of the line
+                passed += 1
+                continue
+            del self._records[channel_id]
+            for agent_id in record.members:
+                mine = self._by_agent.get(agent_id)
+                if mine is not None:
+                    mine.discard(channel_id)
+                    if not mine:
+                        del self._by_agent[agent_id]
+            left.append(record)
+        return left
 
     def get(self, channel_id: str) -> ChannelRecord:
         """A channel by id; :class:`NotFoundError` naming it if unknown."""
@@ -132,8 +180,7 @@ class Channels:
         """
         record = self._records.get(envelope.channel_id)
         if record is None:
-            self.get(envelope.channel_id)
-        assert record is not None
+            return self._post_to_stored(envelope, sender_id)
         if envelope.sender_id != sender_id:
             envelope = msgspec.structs.replace(envelope, sender_id=sender_id)
         if envelope.idempotency_key is not None:
@@ -149,6 +196,17 @@ class Channels:
                 durable.add_done_callback(functools.partial(self._delivered, accepted, posted))
                 return posted
         return self.complete(accepted)
+
+    async def _post_to_stored(self, envelope: Envelope, sender_id: str) -> str:
+        """A post to a channel not in memory: unknown, or closed and read from the store."""
+        metadata = await self.fetch(envelope.channel_id)  # NotFoundError if unknown
+        key = envelope.idempotency_key
+        if key is not None:
+            earlier = await self._store.find_by_idempotency_key(metadata.channel_id, sender_id, key)
+            if earlier is not None:
+                return earlier
+        refuse_outsiders_and_ended(metadata, frozenset(metadata.participant_ids()), envelope, sender_id)
+        raise AssertionError(f"channel {metadata.channel_id} left memory while not closed")
 
     def _delivered(
         self, accepted: Accepted, posted: asyncio.Future[str], durable: asyncio.Future[None]
@@ -258,25 +316,8 @@ class Channels:
 
     def _check(self, record: ChannelRecord, envelope: Envelope, sender_id: str) -> None:
         meta = record.metadata
-        if sender_id not in record.members:
-            raise AccessDeniedError(
-                f"{sender_id} is not a participant of channel {meta.channel_id}; "
-                "only its participants may send",
-                channel_id=meta.channel_id,
-                agent_id=sender_id,
-                reason="not_a_participant",
-            )
+        refuse_outsiders_and_ended(meta, record.members, envelope, sender_id)
         event_type = envelope.event_type
-        state = meta.state
-        if state is _CLOSED or state is _EXPIRED:
-            raise ChannelClosedError(
-                f"channel {meta.channel_id} is {state.value} "
-                f"({meta.close_reason or 'no reason given'}); "
-                f"{sender_id} cannot send {event_type!r} to it. Open a new channel.",
-                channel_id=meta.channel_id,
-                agent_id=sender_id,
-                reason=state.value,
-            )
         if envelope.audience is not None:
             outsiders = [a for a in envelope.audience if a not in record.members]
             if outsiders or not envelope.audience:
@@ -304,9 +345,9 @@ class Channels:
                     reason="no_pending_invite",
                 )
             return
-        if state is not _ACTIVE:
+        if meta.state is not _ACTIVE:
             raise ChannelClosedError(
-                f"channel {meta.channel_id} is still {state.value}: invitees have not all acked; "
+                f"channel {meta.channel_id} is still {meta.state.value}: invitees have not all acked; "
                 f"{sender_id} can send once it is active",
                 channel_id=meta.channel_id,
                 agent_id=sender_id,
@@ -410,10 +451,12 @@ class Channels:
         event = EV_CHANNEL_EXPIRED if state is ChannelState.EXPIRED else EV_CHANNEL_CLOSED
         closing = self.commit_hub_event(record, event, {"reason": reason, "state": state.value})
         meta.closed_at = closing[0].created_at
+        record.closing_id = closing[0].envelope_id
         self.snapshot(record, closing[0].envelope_id)
         self.announce(state.value, record)
         if self.ended is not None:
             self.ended(record)
+        self._closed[record.id] = None
         return [closing]
 
     def announce(self, kind: str, record: ChannelRecord) -> None:
@@ -459,3 +502,31 @@ class Channels:
         first, record.first_accepted = record.first_accepted, None
         if first is not None:
             await self.complete(first)
+        if meta.is_terminal() and not record.ended:
+            record.ended = True  # its close is durable and delivered
+            if len(self._closed) > self.keep_closed and self.crowded is not None:
+                self.crowded()
+
+
+def refuse_outsiders_and_ended(
+    meta: ChannelMetadata, members: frozenset[str], envelope: Envelope, sender_id: str
+) -> None:
+    """Refuse a sender outside the channel, and any send to a closed or expired channel."""
+    if sender_id not in members:
+        raise AccessDeniedError(
+            f"{sender_id} is not a participant of channel {meta.channel_id}; only its participants may send",
+            channel_id=meta.channel_id,
+            agent_id=sender_id,
+            reason="not_a_participant",
+        )
+    event_type = envelope.event_type
+    state = meta.state
+    if state is _CLOSED or state is _EXPIRED:
+        raise ChannelClosedError(
+            f"channel {meta.channel_id} is {state.value} "
+            f"({meta.close_reason or 'no reason given'}); "
+            f"{sender_id} cannot send {event_type!r} to it. Open a new channel.",
+            channel_id=meta.channel_id,
+            agent_id=sender_id,
+            reason=state.value,
+        )

@@ -17,7 +17,7 @@ from typing import Any
 from ..adapters.base import AgentReply, ChannelAdapter
 from ..adapters.registry import AdapterRegistry
 from ..auth import AuthRegistry
-from ..errors import ChannelRuleError, UsageError
+from ..errors import ChannelRuleError, NotFoundError, UsageError
 from ..model._time import to_iso
 from ..model.channel import ChannelMetadata, ChannelState, Expectation
 from ..model.checkpoint import MAX_CHECKPOINT_BYTES
@@ -30,7 +30,8 @@ from ..storage.retention import CompactionReport, RetentionPolicy
 from .arbiter import HubArbiter
 from .audit import AuditLog
 from .broadcast import Broadcasts
-from .channels import Channels
+from .channel_record import ChannelRecord
+from .channels import KEEP_CLOSED, Channels
 from .checkpoints import Checkpoints
 from .deadlines import Deadlines
 from .delegation import Delegations
@@ -62,6 +63,11 @@ class Hub(IdentityApi, DelegationApi):
     A nacked delivery comes back after ``nack_backoff`` (initial, max seconds; doubling)
     until ``max_delivery_attempts`` nacks dead-letter it (see ``hub/redelivery.py``).
     ``checkpoint_max_bytes`` is the largest task checkpoint it keeps (see ``hub/checkpoints.py``).
+    ``keep_closed`` is how many closed channels stay in memory (the most recently closed); an
+    older one leaves once every participant acked all of it, so memory does not grow with the
+    number of channels ever closed. Reads of it go to the store (:meth:`fetch_channel`,
+    :meth:`read_wal`, the wire ops); :meth:`get_channel`, :meth:`list_channels` and
+    :meth:`status` see the channels in memory.
     Call :meth:`start` (or use ``async with``) before anything else.
     """
 
@@ -75,9 +81,12 @@ class Hub(IdentityApi, DelegationApi):
         nack_backoff: tuple[float, float] = NACK_BACKOFF,
         max_delivery_attempts: int = MAX_DELIVERY_ATTEMPTS,
         checkpoint_max_bytes: int = MAX_CHECKPOINT_BYTES,
+        keep_closed: int = KEEP_CLOSED,
     ) -> None:
         if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int) or snapshot_every < 1:
             raise UsageError(f"snapshot_every must be an int of 1 or more, got {snapshot_every!r}")
+        if isinstance(keep_closed, bool) or not isinstance(keep_closed, int) or keep_closed < 0:
+            raise UsageError(f"keep_closed must be an int of 0 or more, got {keep_closed!r}")
         self.store: Store = store if store is not None else MemoryStore()
         self.auth = auth if auth is not None else AuthRegistry()
         self.hub_id = make_id()
@@ -95,6 +104,8 @@ class Hub(IdentityApi, DelegationApi):
             self.store, self._ids, self.registry, self.governance, self.dispatcher, self.listeners
         )
         self.channels.snapshot_every = snapshot_every
+        self.channels.keep_closed = keep_closed
+        self.channels.crowded = self._evict_closed
         self.lifecycle = Lifecycle(
             self.registry,
             self.channels,
@@ -140,6 +151,7 @@ class Hub(IdentityApi, DelegationApi):
         if self._started:
             return self
         await self._recovery.run()
+        self._evict_closed()
         self._started = True
         self._started_at = time.time()
         return self
@@ -243,7 +255,38 @@ class Hub(IdentityApi, DelegationApi):
         return await self.lifecycle.close(channel_id, reason or "closed")
 
     def get_channel(self, channel_id: str) -> ChannelMetadata:
-        return self.channels.get(channel_id).metadata
+        """A channel in memory (every open one, the most recent closed ones); else
+        :class:`NotFoundError`. :meth:`fetch_channel` also finds closed channels that left memory."""
+        record = self.channels.find(channel_id)
+        if record is None:
+            raise NotFoundError(
+                f"no channel {channel_id!r} in this hub's memory: unknown, or closed long ago "
+                "(await hub.fetch_channel() reads those from the store)",
+                channel_id=channel_id,
+                reason="unknown_channel",
+            )
+        return record.metadata
+
+    def _evict_closed(self) -> None:
+        """Closed channels beyond ``keep_closed`` leave memory once nobody needs them there."""
+        for record in self.channels.evict_closed(self._may_leave):
+            for agent_id in record.participants:
+                self.delivery.forget(agent_id, record.id)
+
+    def _may_leave(self, record: ChannelRecord) -> bool:
+        """Nothing of the channel is in flight, unacked, or due for replay to anyone."""
+        closing = record.closing_id
+        if closing is None or record.inflight or record.first_accepted is not None:
+            return False
+        oldest, cursor = self.governance.inbox.oldest, self.delivery.cursor
+        return all(
+            oldest(agent_id, record.id) is None and (cursor(agent_id, record.id) or "") >= closing
+            for agent_id in record.participants
+        )
+
+    async def fetch_channel(self, channel_id: str) -> ChannelMetadata:
+        """A channel's metadata, from memory or (a closed channel no longer kept) the store."""
+        return await self.channels.fetch(channel_id)
 
     def list_channels(
         self, *, agent_id: str | None = None, state: ChannelState | str | None = None, limit: int = 50
@@ -273,12 +316,14 @@ class Hub(IdentityApi, DelegationApi):
         self, channel_id: str, *, since: str | None = None, until: str | None = None, limit: int | None = None
     ) -> list[Envelope]:
         """Envelopes after ``since`` up to ``until``, oldest first, at most ``limit``."""
-        self.channels.get(channel_id)
+        await self.channels.fetch(channel_id)
         return await self.store.read_wal(channel_id, since=since or None, until=until, limit=limit)
 
     def can_send(self, channel_id: str, sender_id: str, event_type: str = EV_TEXT) -> bool:
         """Whether ``sender_id`` could send ``event_type`` to the channel right now."""
-        record = self.channels.get(channel_id)
+        record = self.channels.find(channel_id)
+        if record is None:  # unknown, or closed long ago
+            return False
         meta = record.metadata
         if sender_id not in record.members or meta.state is not ChannelState.ACTIVE:
             return False
@@ -293,7 +338,7 @@ class Hub(IdentityApi, DelegationApi):
         self, channel_id: str, sender_id: str, causation_id: str
     ) -> Envelope | None:
         """The envelope ``sender_id`` posted in reply to ``causation_id``, if any."""
-        self.channels.get(channel_id)
+        await self.channels.fetch(channel_id)
         return await self.store.find_by_causation(channel_id, sender_id, causation_id)
 
     def pending_turns_for(self, agent_id: str) -> list[PendingTurn]:

@@ -73,6 +73,10 @@ class Delivery:
         """The last envelope ``agent_id`` acked in ``channel_id``."""
         return self._cursors.get((agent_id, channel_id))
 
+    def forget(self, agent_id: str, channel_id: str) -> None:
+        """Drop a cursor kept in memory (the channel left memory; the store keeps it)."""
+        self._cursors.pop((agent_id, channel_id), None)
+
     def ack(self, agent_id: str, channel_id: str, envelope_id: str) -> bool:
         """Advance the cursor to ``envelope_id`` if it is newer; True if it moved."""
         key = (agent_id, channel_id)

@@ -234,9 +234,8 @@ class Expectations:
         if w is None:
             return
         w.armed_at = None
-        record = self._channels.get(channel_id)
-        meta = record.metadata
-        if meta.is_terminal():
+        record = self._channels.find(channel_id)
+        if record is None or record.metadata.is_terminal():
             del self._watches[channel_id]
             return
         now = time.time()
@@ -326,8 +325,8 @@ class Expectations:
         return None
 
     async def _notify(self, violation: Violation) -> None:
-        record = self._channels.get(violation.channel_id)
-        if record.metadata.is_terminal():
+        record = self._channels.find(violation.channel_id)
+        if record is None or record.metadata.is_terminal():
             return
         data = msgspec.to_builtins(violation)
         followups = [self._channels.commit_hub_event(record, EV_EXPECTATION_VIOLATED, data)]

@@ -245,7 +245,9 @@ class Lifecycle:
         self, channel_id: str, reason: str = "closed", *, state: ChannelState = ChannelState.CLOSED
     ) -> ChannelMetadata:
         """Close (or expire) a channel; closing a closed channel changes nothing."""
-        record = self._channels.get(channel_id)
+        record = self._channels.find(channel_id)
+        if record is None:  # unknown (NotFoundError), or closed and no longer in memory
+            return await self._channels.fetch(channel_id)
         followups = self._channels.terminate(record, state, reason)
         if followups:
             await self._channels.settle(record, followups, self._channels.place(record))
@@ -262,6 +264,6 @@ class Lifecycle:
         await self.close(channel_id, "ttl_expired", state=ChannelState.EXPIRED)
 
     async def _ack_timeout(self, channel_id: str) -> None:
-        record = self._channels.get(channel_id)
-        if record.metadata.state is ChannelState.PENDING:
+        record = self._channels.find(channel_id)
+        if record is not None and record.metadata.state is ChannelState.PENDING:
             await self.close(channel_id, "invite_timeout")

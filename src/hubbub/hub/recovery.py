@@ -152,6 +152,7 @@ class Recovery:
             record = ChannelRecord(stored, adapter, adapter.initial_state(stored) if final is None else final)
             if closing is not None:
                 record.texts = closing[0].texts
+                record.closing_id = closing[0].envelope_id  # a closing snapshot is as of its close
             hub.channels.add(record)
             await self._count_closed(record, closing[0] if closing is not None else None)
             for key in fired.values():

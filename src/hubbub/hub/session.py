@@ -17,6 +17,7 @@ import msgspec
 
 from ..adapters.base import AgentReply
 from ..errors import AccessDeniedError, ProtocolError
+from ..model.channel import ChannelMetadata
 from ..model.envelope import EV_PACKET, EV_TEXT, Envelope
 from ..model.identity import Passport, Resume
 from ..model.rule import Rule
@@ -154,14 +155,22 @@ class Session:
             )
         return agent_id
 
-    def _require_member(self, channel_id: str) -> None:
-        record = self.hub.channels.get(channel_id)
-        if not (self.bound & record.members):
+    async def _require_member(self, channel_id: str) -> ChannelMetadata:
+        """The channel's metadata, if one of this connection's agents takes part in it."""
+        record = self.hub.channels.find(channel_id)
+        if record is not None:
+            members: frozenset[str] | set[str] = record.members
+            metadata = record.metadata
+        else:  # unknown, or closed and no longer in memory
+            metadata = await self.hub.fetch_channel(channel_id)
+            members = set(metadata.participant_ids())
+        if not (self.bound & members):
             raise AccessDeniedError(
                 f"none of this connection's agents takes part in channel {channel_id}",
                 channel_id=channel_id,
                 reason="not_a_participant",
             )
+        return metadata
 
     # ops
 
@@ -286,8 +295,7 @@ class Session:
 
     async def _get_channel(self, p: dict[str, Any]) -> Any:
         channel_id = _str(p, "channel_id")
-        self._require_member(channel_id)
-        return self.hub.get_channel(channel_id)
+        return await self._require_member(channel_id)
 
     async def _list_channels(self, p: dict[str, Any]) -> Any:
         agent_id = p.get("agent_id")
@@ -302,7 +310,7 @@ class Session:
 
     async def _close_channel(self, p: dict[str, Any]) -> Any:
         channel_id = _str(p, "channel_id")
-        self._require_member(channel_id)
+        await self._require_member(channel_id)
         # No reason given: ag2's hub records "explicit_close", and so does this one.
         return await self.hub.close_channel(channel_id, _opt_str(p, "reason") or "explicit_close")
 
@@ -314,7 +322,7 @@ class Session:
 
     async def _read_wal(self, p: dict[str, Any]) -> list[Envelope]:
         channel_id = _str(p, "channel_id")
-        self._require_member(channel_id)
+        await self._require_member(channel_id)
         since, until, limit = p.get("since"), p.get("until"), p.get("limit")
         if isinstance(since, int) or isinstance(until, int):
             # ag2's clients page by list position; serve it (a full read) for compatibility.
@@ -331,14 +339,14 @@ class Session:
 
     async def _find_by_causation(self, p: dict[str, Any]) -> Envelope | None:
         channel_id = _str(p, "channel_id")
-        self._require_member(channel_id)
+        await self._require_member(channel_id)
         return await self.hub.find_envelope_by_causation(
             channel_id, _str(p, "sender_id"), _str(p, "causation_id")
         )
 
     async def _can_send(self, p: dict[str, Any]) -> bool:
         channel_id = _str(p, "channel_id")
-        self._require_member(channel_id)
+        await self._require_member(channel_id)
         return self.hub.can_send(channel_id, _str(p, "sender_id"), _opt_str(p, "event_type") or EV_TEXT)
 
     async def _pending_turns_for(self, p: dict[str, Any]) -> list[PendingTurn]:
@@ -349,7 +357,7 @@ class Session:
         listeners' ``on_turn_failed``. Unlike a nack, nothing is redelivered."""
         agent_id = self._require_bound(p.get("agent_id"))
         channel_id = _str(p, "channel_id")
-        self._require_member(channel_id)
+        await self._require_member(channel_id)
         envelope_id = _str(p, "envelope_id")
         error = p.get("error")
         reason = (error if isinstance(error, str) else "")[:2000]

@@ -19,7 +19,7 @@ from ..model.ids import id_time_ns
 from ..model.turn import PendingTurn, TurnContext
 from ..storage.base import Store, Unknown
 from .channel_record import ChannelRecord
-from .channels import Channels
+from .channels import Channels, refuse_outsiders_and_ended
 from .registry import Registry
 
 __all__ = ["Turns"]
@@ -67,7 +67,10 @@ class Turns:
 
     async def context(self, channel_id: str, agent_id: str, envelope_id: str) -> TurnContext:
         """Whether ``envelope_id`` puts the turn on ``agent_id``, and what it sees if so."""
-        record = self.channels.get(channel_id)
+        record = self.channels.find(channel_id)
+        if record is None:  # unknown (NotFoundError), or closed and no longer in memory
+            meta = await self.channels.fetch(channel_id)
+            return TurnContext(is_turn=False, reason=f"channel is {meta.state.value}")
         refused = self._not_a_turn(record, agent_id, envelope_id)
         if refused is not None:
             return refused
@@ -160,11 +163,16 @@ class Turns:
 
         Idempotent per ``(agent, causation_id)``: a second call returns the first reply's id.
         """
-        record = self.channels.get(channel_id)
+        record = self.channels.find(channel_id)
         key = (agent_id, causation_id)
         earlier = await self.store.find_by_causation(channel_id, agent_id, causation_id)
         if earlier is not None:
             return earlier.envelope_id
+        if record is None:  # unknown (NotFoundError), or closed and no longer in memory
+            meta = await self.channels.fetch(channel_id)
+            probe = Envelope(channel_id=channel_id, sender_id=agent_id, causation_id=causation_id)
+            refuse_outsiders_and_ended(meta, frozenset(meta.participant_ids()), probe, agent_id)
+            raise AssertionError(f"channel {channel_id} left memory while not closed")
         if key in record.replying:
             return None
         envelope = record.adapter.reply_envelope(record.metadata, record.state, agent_id, reply)

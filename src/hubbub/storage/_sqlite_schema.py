@@ -171,6 +171,7 @@ FIND_BY_KEY = (
 )
 LOAD_AGENTS = "SELECT body FROM agents ORDER BY rowid"
 LOAD_CHANNELS = "SELECT body FROM channels ORDER BY rowid"
+GET_CHANNEL = "SELECT body FROM channels WHERE channel_id = ?"
 LOAD_CURSORS = "SELECT agent_id, channel_id, envelope_id FROM cursors"
 GET_KV = "SELECT value FROM kv WHERE key = ?"
 SCAN_KV: dict[bool, str] = {

@@ -80,6 +80,11 @@ class Store(abc.ABC):
     async def load_channels(self) -> list[ChannelMetadata]:
         """Every stored channel, for hub start-up."""
 
+    @abc.abstractmethod
+    async def get_channel(self, channel_id: str) -> ChannelMetadata | None:
+        """One stored channel's metadata (committed), or None (the hub asks for closed channels
+        it no longer keeps in memory)."""
+
     # WAL
     @abc.abstractmethod
     def append(self, envelope: Envelope) -> Awaitable[None] | None:

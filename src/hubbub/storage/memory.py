@@ -63,6 +63,9 @@ class MemoryStore(Store):
     async def load_channels(self) -> list[ChannelMetadata]:
         return list(self._channels.values())
 
+    async def get_channel(self, channel_id: str) -> ChannelMetadata | None:
+        return self._channels.get(channel_id)
+
     def append(self, envelope: Envelope) -> Awaitable[None] | None:
         wal = self._wals.get(envelope.channel_id)
         if wal is None:

@@ -293,6 +293,12 @@ class SqliteStore(Store):
     async def load_channels(self) -> list[ChannelMetadata]:
         return await self._read(self._load, self._decode_channel, sql.LOAD_CHANNELS, "channel record", ())
 
+    async def get_channel(self, channel_id: str) -> ChannelMetadata | None:
+        found = await self._read(
+            self._load, self._decode_channel, sql.GET_CHANNEL, "channel record", [channel_id]
+        )
+        return found[0] if found else None
+
     def _load(
         self, decode: Callable[[bytes], T], query: str, what: str, params: tuple[Any, ...] | list[Any]
     ) -> list[T]:
