@@ -44,6 +44,7 @@ def test_precedence_flags_then_environment_then_file(tmp_path: Path) -> None:
         ({}, {"HUBBUB_RETENTION_EVERY": "0s"}, "retention_every must be above 0"),
         ({"audit_max_rows": -5}, {}, "audit_max_rows must be an int (0 or more)"),
         ({}, {"HUBBUB_CHECKPOINT_MAX_BYTES": "0"}, "checkpoint_max_bytes must be 1 or more"),
+        ({"keep_closed": -1}, {}, "keep_closed must be 0 or more"),
         ({"ping_interval": -1}, {}, "ping interval must be 0 (off) or more"),
         ({}, {"HUBBUB_PING_TIMEOUT": "0"}, "ping timeout above 0"),
         ({"max_inflight_requests": 0}, {}, "max_inflight_requests must be 1 or more"),
@@ -131,3 +132,9 @@ async def test_serving_raises_the_collectors_thresholds_and_stopping_restores_th
     assert await run_server(config, say=say) == 0
     assert seen["serving"] == GC_THRESHOLDS
     assert gc.get_threshold() == before
+
+
+def test_closed_channels_kept_in_memory_from_flags_and_environment() -> None:
+    assert load_config({}, environ={}).keep_closed == 10_000
+    assert load_config({}, environ={"HUBBUB_KEEP_CLOSED": "50"}).keep_closed == 50
+    assert load_config({"keep_closed": 7}, environ={"HUBBUB_KEEP_CLOSED": "50"}).keep_closed == 7

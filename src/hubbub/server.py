@@ -4,7 +4,7 @@ Settings come from, in order of precedence: command-line flags, ``HUBBUB_*``
 environment variables (``HUBBUB_HOST``, ``HUBBUB_PORT``, ``HUBBUB_DB``,
 ``HUBBUB_DURABILITY``, ``HUBBUB_TLS_CERT``, ``HUBBUB_TLS_KEY``,
 ``HUBBUB_ALLOW_UNAUTHENTICATED``, ``HUBBUB_MAX_FRAME_BYTES``, ``HUBBUB_PING_INTERVAL``,
-``HUBBUB_PING_TIMEOUT``, ``HUBBUB_CHECKPOINT_MAX_BYTES``,
+``HUBBUB_PING_TIMEOUT``, ``HUBBUB_CHECKPOINT_MAX_BYTES``, ``HUBBUB_KEEP_CLOSED``,
 ``HUBBUB_RETAIN_CLOSED``, ``HUBBUB_RETAIN_AUDIT``, ``HUBBUB_AUDIT_MAX_ROWS``,
 ``HUBBUB_RETENTION_EVERY``, ``HUBBUB_LOOP``), a TOML config file (``--config``, keys named like
 the flags with underscores), then the defaults below.
@@ -35,6 +35,7 @@ import msgspec
 
 from .auth import ApiKeyAuth, AuthRegistry
 from .errors import HubbubError, UsageError
+from .hub.channels import KEEP_CLOSED
 from .hub.core import Hub
 from .model.checkpoint import MAX_CHECKPOINT_BYTES
 from .model.rule import parse_duration
@@ -71,6 +72,7 @@ class ServeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_inflight_requests: int = 64
     """Requests one connection may have running at once; more get a failed response at once."""
     checkpoint_max_bytes: int = MAX_CHECKPOINT_BYTES
+    keep_closed: int = KEEP_CLOSED
     retain_closed: str | float | None = None
     retain_audit: str | float | None = None
     audit_max_rows: int | None = None
@@ -107,6 +109,7 @@ _ENV = {
     "max_frame_bytes": "HUBBUB_MAX_FRAME_BYTES",
     "max_inflight_requests": "HUBBUB_MAX_INFLIGHT_REQUESTS",
     "checkpoint_max_bytes": "HUBBUB_CHECKPOINT_MAX_BYTES",
+    "keep_closed": "HUBBUB_KEEP_CLOSED",
     "retain_closed": "HUBBUB_RETAIN_CLOSED",
     "retain_audit": "HUBBUB_RETAIN_AUDIT",
     "audit_max_rows": "HUBBUB_AUDIT_MAX_ROWS",
@@ -154,6 +157,8 @@ def load_config(
         raise UsageError(f"max_inflight_requests must be 1 or more, got {config.max_inflight_requests}")
     if config.checkpoint_max_bytes < 1:
         raise UsageError(f"checkpoint_max_bytes must be 1 or more, got {config.checkpoint_max_bytes}")
+    if config.keep_closed < 0:
+        raise UsageError(f"keep_closed must be 0 or more, got {config.keep_closed}")
     if not _is_loopback(config.host) and not config.allow_unauthenticated and not config.auth_keys:
         raise UsageError(
             f"refusing to serve on {config.host} without authentication: anyone who can reach it could act "
@@ -223,7 +228,9 @@ async def run_server(config: ServeConfig, *, say: Callable[[str], None] | None =
     auth = AuthRegistry([ApiKeyAuth.from_file(config.auth_keys)]) if config.auth_keys else AuthRegistry()
     policy, every = config.retention()
     store = await SqliteStore.open(config.db, durability=config.durability)
-    hub = Hub(store, auth=auth, checkpoint_max_bytes=config.checkpoint_max_bytes)
+    hub = Hub(
+        store, auth=auth, checkpoint_max_bytes=config.checkpoint_max_bytes, keep_closed=config.keep_closed
+    )
     await hub.start()
     thresholds = gc.get_threshold()
     tune_gc()

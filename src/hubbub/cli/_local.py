@@ -67,6 +67,12 @@ def _add_serve(commands: Subparsers) -> None:
     serve.add_argument(
         "--checkpoint-max-bytes", type=int, metavar="N", help="largest task checkpoint kept (default 1 MiB)"
     )
+    serve.add_argument(
+        "--keep-closed",
+        type=int,
+        metavar="N",
+        help="closed channels kept in memory (default 10000); older ones are read from the database",
+    )
     add_retention_flags(serve)
     serve.add_argument(
         "--retention-every",
