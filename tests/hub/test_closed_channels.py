@@ -74,6 +74,13 @@ async def test_a_closed_channel_leaves_memory_and_is_still_read(hub: Hub, client
     with pytest.raises(NotFoundError):
         await hub.fetch_channel("no-such-channel")
 
+    # A late ack of an early envelope moves no cursor back (nor brings one back into memory).
+    question = next(e for e in await first.read() if e.event_type == EV_TEXT)
+    before = await hub.store.load_cursors()
+    hub.acked(oracle.agent_id, first.id, question.envelope_id)
+    assert hub.delivery.cursor(oracle.agent_id, first.id) is None
+    assert await hub.store.load_cursors() == before
+
     # The most recently closed one stays in memory.
     assert len([r for r in hub.channels.all() if r.metadata.is_terminal()]) == 1
 

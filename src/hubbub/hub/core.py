@@ -382,6 +382,8 @@ class Hub(IdentityApi, DelegationApi):
 
     def acked(self, agent_id: str, channel_id: str, envelope_id: str) -> None:
         """:meth:`ack`, at once (the cursor is written with the next commit)."""
+        if self.channels.find(channel_id) is None:
+            return  # it left memory once every cursor had passed its end: this ack is old news
         self.redelivery.acked(agent_id, channel_id, envelope_id)
         if self.delivery.ack(agent_id, channel_id, envelope_id):
             record = self.registry.find(agent_id)
