@@ -405,7 +405,8 @@ class Hub(IdentityApi, DelegationApi):
         )
         if self.listeners.wants("on_turn_failed"):
             self.listeners.emit("on_turn_failed", channel_id, agent_id, envelope_id, reason)
-        self.redelivery.nack(agent_id, channel_id, envelope_id, reason)
+        if self.channels.find(channel_id) is not None:  # else it left memory, everyone past its end
+            self.redelivery.nack(agent_id, channel_id, envelope_id, reason)
 
     def register_sweeper(self, name: str, interval: float, sweep: Callable[[], Awaitable[None]]) -> None:
         """Run ``await sweep()`` every ``interval`` seconds until the hub closes (a failure is logged)."""
