@@ -267,6 +267,16 @@ async def test_keyed_state_takes_the_deferred_writes_into_its_transaction(tmp_pa
     await store.aclose()
 
 
+async def test_a_deferred_snapshot_commits_with_the_cursors_and_reads_see_it(tmp_path: Path) -> None:
+    store, first = await one_envelope_store(tmp_path)
+    cursor = store.place_cursor("bob", "A", first.envelope_id)
+    snapshot = store.defer_kv("snap/A", b"state")
+    assert snapshot is cursor  # one deferred batch: one transaction
+    assert await store.get_kv("snap/A") == b"state"  # a read commits the deferred writes first
+    assert snapshot.done()
+    await store.aclose()
+
+
 async def test_an_agents_deletion_takes_its_deferred_cursors_along(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "hub.db")
     await store.put_agent(agent("a1"))

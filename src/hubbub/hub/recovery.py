@@ -12,7 +12,9 @@ What a restart restores, and from where:
   auto-close without its ``closed``) is completed now.
 * Adapter state: the last snapshot (``hub/snapshots.py``) folded on with the
   WAL after it; the whole WAL for adapters without ``state_type``. A channel
-  that is closed or expired is not folded at all: nothing can be sent to it.
+  that is closed or expired is not folded at all (nothing can be sent to it)
+  when its closing snapshot is there; snapshots are deferred writes, so a
+  crash may lose it, and then the channel is folded like an open one.
 * Inbox counts: per channel and registered participant, the substantive
   envelopes addressed to it after its cursor, minus those marked dropped
   (marks persist as ``drop/<agent>/<channel>/<envelope>``).
@@ -145,19 +147,19 @@ class Recovery:
         adapter = hub.adapters.get(stored.manifest.type, stored.manifest.version)
         channel_id = stored.channel_id
         loaded = decode_snapshot(snapshot, adapter, channel_id) if snapshot is not None else None
-        if stored.is_terminal():
-            # Not folded: nothing can be sent to it. Its closing snapshot has the final state, if any.
-            closing = loaded if loaded is not None and loaded[0].metadata.is_terminal() else None
-            final = closing[1] if closing is not None else None
+        closing = loaded if loaded is not None and loaded[0].metadata.is_terminal() else None
+        if stored.is_terminal() and closing is not None:
+            # Not folded: nothing can be sent to it. Its closing snapshot has the final state.
+            at_close, final = closing
             record = ChannelRecord(stored, adapter, adapter.initial_state(stored) if final is None else final)
-            if closing is not None:
-                record.texts = closing[0].texts
-                record.closing_id = closing[0].envelope_id  # a closing snapshot is as of its close
+            record.texts = at_close.texts
+            record.closing_id = at_close.envelope_id  # a closing snapshot is as of its close
             hub.channels.add(record)
-            await self._count_closed(record, closing[0] if closing is not None else None)
+            await self._count_closed(record, at_close)
             for key in fired.values():
                 forget(store.delete_kv(key))
             return
+        # Open, or closed with its closing snapshot lost (snapshots are deferred writes): fold on.
         snap: Snapshot | None = None
         if loaded is not None:
             snap, state = loaded
@@ -198,7 +200,14 @@ class Recovery:
                 hub.channels.snapshot(record, last_id)
         if meta != stored:
             await store.put_channel(meta)
-        if not meta.is_terminal() and last_id is not None:
+        if meta.is_terminal():
+            if last is not None and last.event_type in (EV_CHANNEL_CLOSED, EV_CHANNEL_EXPIRED):
+                record.closing_id = last.envelope_id
+                hub.channels.snapshot(record, last.envelope_id)  # the next restart need not fold it
+            for key in fired.values():
+                forget(store.delete_kv(key))
+            return
+        if last_id is not None:
             tail = last if last is not None and folded else await store.get_envelope(channel_id, last_id)
             await self._complete(record, tail)
         hub.lifecycle.schedule(record)

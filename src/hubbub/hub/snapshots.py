@@ -90,7 +90,9 @@ def write_snapshot(store: Store, inbox: Inbox, record: ChannelRecord, envelope_i
         state=_encode(record.state) if stateful else None,
         floors=floors,
     )
-    forget(store.put_kv(SNAPSHOT_PREFIX + record.id, _encode(snapshot)))
+    # Deferred: a snapshot only saves a restart some refolding, and it commits together with the
+    # (deferred) cursors of the acks its floors reflect, never before them.
+    forget(store.defer_kv(SNAPSHOT_PREFIX + record.id, _encode(snapshot)))
     record.unsnapped = 0
 
 

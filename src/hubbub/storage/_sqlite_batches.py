@@ -5,14 +5,14 @@ call order, into the current event-loop turn's :class:`Batch` and hands it to
 the :class:`Writer` at the end of the turn (or once it holds :data:`FLUSH_AT`
 writes), so concurrent posts share one transaction and one fsync.
 
-Writes that may wait (ack cursors, audit records) are *deferred*: they gather
+Writes that may wait (ack cursors, audit records, snapshots) are *deferred*: they gather
 for :data:`LINGER`, then go with the batch open at that moment, else with the
 next one, else alone another LINGER later. Under traffic a deferred write costs
 no commit of its own, and many of them share the same few B-tree pages (a
 cursor acked many times in that window is written once). They only ever commit
 later than the writes placed before them, never earlier, except ahead of a
-:data:`BARRIERS` write (keyed state such as snapshots, an agent's deletion, a
-compaction), which takes them along into its own transaction.
+:data:`BARRIERS` write (other keyed state, an agent's deletion, a compaction),
+which takes them along into its own transaction.
 """
 
 from __future__ import annotations
@@ -22,14 +22,15 @@ from typing import Any
 
 from ..errors import StorageError
 from ..model.envelope import Envelope
-from ._sqlite_writer import COMPACT, DELETE, FLUSH_AT, KV_PUT, LINGER, Batch, Durable, Writer
+from ._sqlite_writer import COMPACT, DELETE, FLUSH_AT, KV_DELETE, KV_PUT, LINGER, Batch, Durable, Writer
 
 __all__ = ["BARRIERS", "TurnBatches"]
 
-BARRIERS = frozenset({DELETE, COMPACT, KV_PUT})
+BARRIERS = frozenset({DELETE, COMPACT, KV_PUT, KV_DELETE})
 """Writes the deferred writes may not follow: they go along with (or ahead of) them. Keyed state
-may record what acks did (a snapshot's inbox floors), so it must not commit before those acks'
-cursors; an agent's deletion and a compaction must see every cursor written before them."""
+may record what acks did, so it must not commit before those acks' cursors (a snapshot, which
+records its inbox floors, is itself deferred: it commits with them); an agent's deletion, a
+compaction and a deletion of keyed state must see every write placed before them."""
 
 
 class TurnBatches:

@@ -165,6 +165,12 @@ class Store(abc.ABC):
         written after an envelope is never durable without that envelope.
         """
 
+    def defer_kv(self, key: str, value: bytes) -> Awaitable[None] | None:
+        """:meth:`put_kv` that may commit later, with the deferred writes (see :meth:`place_cursor`),
+        never before writes placed earlier: for state that only saves work (a snapshot), never for
+        state the hub cannot do without. By default the same as :meth:`put_kv`."""
+        return self.put_kv(key, value)
+
     @abc.abstractmethod
     def delete_kv(self, key: str) -> Awaitable[None] | None:
         """Forget ``key`` (no error if absent), placed now in order like :meth:`put_kv`."""

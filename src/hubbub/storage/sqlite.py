@@ -223,6 +223,10 @@ class SqliteStore(Store):
         """Queue ``key = value`` now, after every write made before; the future completes once committed."""
         return self._submit(KV_PUT, (_key(key), bytes(value)))
 
+    def defer_kv(self, key: str, value: bytes) -> Durable:
+        """Deferred like :meth:`place_cursor` (reads of keyed state see it at once all the same)."""
+        return self._batches.place(KV_PUT, (_key(key), bytes(value)), defer=True).future
+
     def delete_kv(self, key: str) -> asyncio.Future[None]:
         return self._submit(KV_DELETE, (_key(key),))
 
@@ -357,10 +361,12 @@ class SqliteStore(Store):
         return None if found is None else str(found)
 
     async def get_kv(self, key: str) -> bytes | None:
+        await self._see_deferred()
         found = await self._read(self._scalar, sql.GET_KV, [_key(key)])
         return None if found is None else bytes(found)
 
     async def scan_kv(self, prefix: str) -> dict[str, bytes]:
+        await self._see_deferred()
         end = sql.prefix_end(_key(prefix))
         params = [prefix] if end is None else [prefix, end]
         rows = await self._read(self._rows, sql.SCAN_KV[end is not None], params)
