@@ -277,6 +277,16 @@ async def test_a_deferred_snapshot_commits_with_the_cursors_and_reads_see_it(tmp
     await store.aclose()
 
 
+async def test_a_deferred_channel_change_waits_and_reads_see_it(tmp_path: Path) -> None:
+    store, _ = await one_envelope_store(tmp_path)
+    await store.put_channel(channel("A"))
+    change = store.defer_channel(channel("A", ChannelState.CLOSED))
+    assert change is store.place_cursor("bob", "A", "x")  # it waits with the deferred writes
+    assert await store.get_channel("A") == channel("A", ChannelState.CLOSED)  # reads commit it first
+    assert await store.load_channels() == [channel("A", ChannelState.CLOSED)]
+    await store.aclose()
+
+
 async def test_an_agents_deletion_takes_its_deferred_cursors_along(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "hub.db")
     await store.put_agent(agent("a1"))

@@ -41,7 +41,7 @@ from .dispatch import Dispatcher
 from .governance import Governance
 from .listeners import Listeners
 from .registry import Registry
-from .snapshots import SNAPSHOT_EVERY, write_snapshot
+from .snapshots import SNAPSHOT_EVERY, forget, write_snapshot
 
 __all__ = ["HUB_SENDER", "KEEP_CLOSED", "Channels", "refuse_outsiders_and_ended"]
 
@@ -260,9 +260,9 @@ class Channels:
         except BaseException:
             record.inflight.discard(stamped.envelope_id)
             raise
-        # The metadata change goes into the same commit as the envelope that caused it.
-        placed = self.place(record) if followups is not None else None
-        return record, stamped, durable, sender, recipients, bypass, skip, followups, placed
+        if followups is not None:
+            self.update(record)
+        return record, stamped, durable, sender, recipients, bypass, skip, followups, None
 
     async def complete(self, accepted: Accepted) -> str:
         """Once the :meth:`accept` ed envelope is durable: deliver it and settle its effects;
@@ -474,12 +474,15 @@ class Channels:
             )
 
     def place(self, record: ChannelRecord) -> Awaitable[None] | None:
-        """Write the channel's metadata as it is now, in order with the envelopes placed before.
-
-        Call it in the same turn as the commits that changed it (so they share a transaction);
-        the result goes to :meth:`settle`.
-        """
+        """Write a new channel's metadata, in order with the envelopes placed before; the result
+        goes to :meth:`settle`, which delivers nothing of the channel before it is durable."""
         return self._store.place_channel(record.metadata)
+
+    def update(self, record: ChannelRecord) -> None:
+        """Write a change of the channel's lifecycle, deferred (``Store.defer_channel``): the
+        envelope that caused it is in the WAL, committed first, and a restart re-derives the
+        change from it (``hub/recovery.py``), so nothing waits for this write."""
+        forget(self._store.defer_channel(record.metadata))
 
     async def settle(
         self,

@@ -250,7 +250,8 @@ class Lifecycle:
             return await self._channels.fetch(channel_id)
         followups = self._channels.terminate(record, state, reason)
         if followups:
-            await self._channels.settle(record, followups, self._channels.place(record))
+            self._channels.update(record)
+            await self._channels.settle(record, followups, None)
         return record.metadata
 
     def _disarm(self, record: ChannelRecord) -> None:

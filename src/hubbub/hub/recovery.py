@@ -297,7 +297,8 @@ class Recovery:
                 followups = channels.terminate(record, result.next_state, reason)
         if followups:
             log.info("channel %s: completing %s after a restart", record.id, meta.state.value)
-            await channels.settle(record, followups, channels.place(record))
+            channels.update(record)
+            await channels.settle(record, followups, None)
 
     async def _last_text(self, channel_id: str, until: str) -> Envelope | None:
         """The last text or packet at or before ``until``, read backwards a page at a time."""

@@ -70,6 +70,13 @@ class Store(abc.ABC):
         envelope and the metadata change it caused in one commit.
         """
 
+    def defer_channel(self, metadata: ChannelMetadata) -> Awaitable[None] | None:
+        """:meth:`place_channel` that may commit later, with the deferred writes (see
+        :meth:`place_cursor`), never before writes placed earlier: for a change of a channel
+        the hub can re-derive from its WAL (its lifecycle). By default the same as
+        :meth:`place_channel`."""
+        return self.place_channel(metadata)
+
     async def put_channel(self, metadata: ChannelMetadata) -> None:
         """Insert or replace a channel's metadata; returns once it is durable."""
         durable = self.place_channel(metadata)

@@ -211,6 +211,11 @@ class SqliteStore(Store):
         body = self._encode(metadata, f"channel {metadata.channel_id}")
         return self._submit(CHANNEL, (metadata.channel_id, body))
 
+    def defer_channel(self, metadata: ChannelMetadata) -> Durable:
+        """Deferred like :meth:`place_cursor` (reads of channels see it at once all the same)."""
+        body = self._encode(metadata, f"channel {metadata.channel_id}")
+        return self._batches.place(CHANNEL, (metadata.channel_id, body), defer=True).future
+
     def place_cursor(self, agent_id: str, channel_id: str, envelope_id: str) -> Durable:
         """Deferred: it commits along with other writes :data:`LINGER` later (or alone after twice that)."""
         return self._batches.place(CURSOR, (agent_id, channel_id, envelope_id), defer=True).future
@@ -295,9 +300,11 @@ class SqliteStore(Store):
         return await self._read(self._load, self._decode_agent, sql.LOAD_AGENTS, "agent record", ())
 
     async def load_channels(self) -> list[ChannelMetadata]:
+        await self._see_deferred()
         return await self._read(self._load, self._decode_channel, sql.LOAD_CHANNELS, "channel record", ())
 
     async def get_channel(self, channel_id: str) -> ChannelMetadata | None:
+        await self._see_deferred()
         found = await self._read(
             self._load, self._decode_channel, sql.GET_CHANNEL, "channel record", [channel_id]
         )
@@ -417,6 +424,7 @@ class SqliteStore(Store):
         A failed compaction changes nothing and raises :class:`StorageError`; the store goes on.
         """
         job = CompactionJob(policy, now=time.time() if now is None else now, dry_run=dry_run)
+        await self._see_deferred()  # closes and cursors not yet committed count
         try:
             await self._read(job.select, self._conn)
         except (sqlite3.Error, msgspec.DecodeError, msgspec.ValidationError) as exc:
