@@ -30,7 +30,7 @@ from hubbub import (
 )
 from hubbub.client.channel import Channel
 from tests.conftest import TIME_UNIT
-from tests.hub._waiting import wait_until
+from tests.hub._waiting import audit_records, wait_until
 
 
 @pytest.fixture
@@ -99,6 +99,7 @@ async def test_an_outsider_still_cannot_read_a_channel_that_left_memory(hub: Hub
         intrusion = Envelope(channel_id=first.id, sender_id=eve.agent_id, event_type=EV_TEXT, event_data={})
         with pytest.raises(AccessDeniedError):
             await hub.post_envelope(intrusion)
+        await audit_records(hub, "send_denied", channel_id=first.id)  # audited as in memory
 
 
 async def test_a_channel_with_deliveries_due_stays_in_memory(hub: Hub, client: HubClient) -> None:

@@ -248,10 +248,14 @@ async def test_reads_see_deferred_writes_and_closing_commits_them(tmp_path: Path
 
 async def test_awaited_cursors_and_audit_records_are_not_deferred(tmp_path: Path) -> None:
     store, first = await one_envelope_store(tmp_path)
-    deferred = store.place_cursor("carol", "A", first.envelope_id)
+    deferred = store.place_audit(make_audit_record("channel_opened", channel_id="A"))
+    await store.append_audit(make_audit_record("channel_closed", channel_id="A"))
+    assert not deferred.done()  # it committed on its own, without waiting for the deferred one
+    # A cursor set at once takes the deferred ones along, ahead of it: an older one never wins.
+    store.place_cursor("bob", "A", "0")
     await store.set_cursor("bob", "A", first.envelope_id)
-    await store.append_audit(make_audit_record("channel_opened", channel_id="A"))
-    assert not deferred.done()  # they committed on their own, without waiting for it
+    assert deferred.done()
+    assert await store.load_cursors() == {("bob", "A"): first.envelope_id}
     await store.aclose()
 
 
@@ -285,6 +289,31 @@ async def test_a_deferred_channel_change_waits_and_reads_see_it(tmp_path: Path) 
     assert await store.get_channel("A") == channel("A", ChannelState.CLOSED)  # reads commit it first
     assert await store.load_channels() == [channel("A", ChannelState.CLOSED)]
     await store.aclose()
+
+
+async def test_reads_see_deferred_writes_already_on_their_way(tmp_path: Path) -> None:
+    # Due deferred writes ride along with the next batch; a read right after must wait for it.
+    store, first = await one_envelope_store(tmp_path)
+    store.place_cursor("bob", "A", first.envelope_id)
+    store.defer_kv("snap/A", b"state")
+    await asyncio.sleep(LINGER * 1.2)  # due: the next write takes them along
+    store.append(text("A", 2))  # not awaited: its batch (and theirs) may still be committing
+    assert await store.load_cursors() == {("bob", "A"): first.envelope_id}
+    assert await store.get_kv("snap/A") == b"state"
+    await store.aclose()
+
+
+def test_a_read_on_another_event_loop_sees_what_one_loop_deferred(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "hub.db")
+
+    async def write() -> str:
+        await store.append(first := text("A", 1))
+        store.place_cursor("bob", "A", first.envelope_id)
+        return first.envelope_id
+
+    acked = asyncio.run(write())  # that loop is closed now, its deferred cursor not yet committed
+    assert asyncio.run(store.load_cursors()) == {("bob", "A"): acked}
+    asyncio.run(store.aclose())
 
 
 async def test_an_agents_deletion_takes_its_deferred_cursors_along(tmp_path: Path) -> None:

@@ -43,8 +43,9 @@ from .listeners import Listeners
 from .registry import Registry
 from .snapshots import SNAPSHOT_EVERY, forget, write_snapshot
 
-__all__ = ["HUB_SENDER", "KEEP_CLOSED", "Channels", "refuse_outsiders_and_ended"]
+__all__ = ["HUB_SENDER", "KEEP_CLOSED", "Channels", "ended_elsewhere", "refuse_outsiders_and_ended"]
 
+_MOST_PASSED = 64
 KEEP_CLOSED = 10_000
 """Closed channels a hub keeps in memory: the most recently closed. An older one leaves memory
 once every participant acked all of it; asked for again, it is read from the store."""
@@ -122,7 +123,9 @@ class Channels:
         """Let the longest-closed channels beyond :attr:`keep_closed` leave memory, those
         ``may_leave`` allows (the others are looked at again later); the ones that left."""
         closed, left, passed = self._closed, [], 0
-        while len(closed) > self.keep_closed and passed < len(closed):
+        # Each call looks at a bounded number of channels still needed (acks due), so a close
+        # never rescans them all; they come round again on later calls.
+        while len(closed) > self.keep_closed and passed < min(len(closed), _MOST_PASSED):
             channel_id = next(iter(closed))
             del closed[channel_id]
             record = self._records.get(channel_id)
@@ -205,8 +208,12 @@ class Channels:
             earlier = await self._store.find_by_idempotency_key(metadata.channel_id, sender_id, key)
             if earlier is not None:
                 return earlier
-        refuse_outsiders_and_ended(metadata, frozenset(metadata.participant_ids()), envelope, sender_id)
-        raise AssertionError(f"channel {metadata.channel_id} left memory while not closed")
+        try:
+            refuse_outsiders_and_ended(metadata, frozenset(metadata.participant_ids()), envelope, sender_id)
+            raise ended_elsewhere(metadata, sender_id)
+        except HubbubError as exc:
+            self._rejected(envelope, sender_id, exc)
+            raise
 
     def _delivered(
         self, accepted: Accepted, posted: asyncio.Future[str], durable: asyncio.Future[None]
@@ -533,3 +540,14 @@ def refuse_outsiders_and_ended(
             agent_id=sender_id,
             reason=state.value,
         )
+
+
+def ended_elsewhere(meta: ChannelMetadata, sender_id: str) -> ChannelClosedError:
+    """The refusal for a channel that left memory (only closed ones do) whose stored record
+    does not say so yet (a lifecycle row is a deferred write)."""
+    return ChannelClosedError(
+        f"channel {meta.channel_id} is closed; {sender_id} cannot send to it. Open a new channel.",
+        channel_id=meta.channel_id,
+        agent_id=sender_id,
+        reason="closed",
+    )

@@ -278,9 +278,10 @@ class Hub(IdentityApi, DelegationApi):
         closing = record.closing_id
         if closing is None or record.inflight or record.first_accepted is not None:
             return False
-        oldest, cursor = self.governance.inbox.oldest, self.delivery.cursor
+        oldest, cursor, registered = self.governance.inbox.oldest, self.delivery.cursor, self.registry.find
         return all(
-            oldest(agent_id, record.id) is None and (cursor(agent_id, record.id) or "") >= closing
+            registered(agent_id) is None  # unregistered: nothing will ever be replayed to it
+            or (oldest(agent_id, record.id) is None and (cursor(agent_id, record.id) or "") >= closing)
             for agent_id in record.participants
         )
 
@@ -320,7 +321,8 @@ class Hub(IdentityApi, DelegationApi):
         return await self.store.read_wal(channel_id, since=since or None, until=until, limit=limit)
 
     def can_send(self, channel_id: str, sender_id: str, event_type: str = EV_TEXT) -> bool:
-        """Whether ``sender_id`` could send ``event_type`` to the channel right now."""
+        """Whether ``sender_id`` could send ``event_type`` to the channel right now (False for a
+        channel not in memory: unknown, or closed long ago)."""
         record = self.channels.find(channel_id)
         if record is None:  # unknown, or closed long ago
             return False

@@ -153,7 +153,12 @@ class Inbox:
                 oldest = (channel_id, queue[0])
         if oldest is None:
             return None
-        self._queues[(agent_id, oldest[0])].popleft()
+        key = (agent_id, oldest[0])
+        queue = self._queues[key]
+        queue.popleft()
+        if not queue:
+            del self._queues[key]
+            self._channels_of[agent_id].discard(oldest[0])
         self.pending[agent_id] -= 1
         self.mark_dropped(agent_id, oldest[0], oldest[1])
         return oldest[1]

@@ -204,6 +204,8 @@ class Recovery:
             if last is not None and last.event_type in (EV_CHANNEL_CLOSED, EV_CHANNEL_EXPIRED):
                 record.closing_id = last.envelope_id
                 hub.channels.snapshot(record, last.envelope_id)  # the next restart need not fold it
+            elif snap is not None and snap.metadata.is_terminal():
+                record.closing_id = snap.envelope_id  # closed at its snapshot; only the row was lost
             for key in fired.values():
                 forget(store.delete_kv(key))
             return

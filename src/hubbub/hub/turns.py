@@ -19,7 +19,7 @@ from ..model.ids import id_time_ns
 from ..model.turn import PendingTurn, TurnContext
 from ..storage.base import Store, Unknown
 from .channel_record import ChannelRecord
-from .channels import Channels, refuse_outsiders_and_ended
+from .channels import Channels, ended_elsewhere, refuse_outsiders_and_ended
 from .registry import Registry
 
 __all__ = ["Turns"]
@@ -172,7 +172,7 @@ class Turns:
             meta = await self.channels.fetch(channel_id)
             probe = Envelope(channel_id=channel_id, sender_id=agent_id, causation_id=causation_id)
             refuse_outsiders_and_ended(meta, frozenset(meta.participant_ids()), probe, agent_id)
-            raise AssertionError(f"channel {channel_id} left memory while not closed")
+            raise ended_elsewhere(meta, agent_id)
         if key in record.replying:
             return None
         envelope = record.adapter.reply_envelope(record.metadata, record.state, agent_id, reply)

@@ -22,15 +22,27 @@ from typing import Any
 
 from ..errors import StorageError
 from ..model.envelope import Envelope
-from ._sqlite_writer import COMPACT, DELETE, FLUSH_AT, KV_DELETE, KV_PUT, LINGER, Batch, Durable, Writer
+from ._sqlite_writer import (
+    COMPACT,
+    CURSOR,
+    DELETE,
+    FLUSH_AT,
+    KV_DELETE,
+    KV_PUT,
+    LINGER,
+    Batch,
+    Durable,
+    Writer,
+)
 
 __all__ = ["BARRIERS", "TurnBatches"]
 
-BARRIERS = frozenset({DELETE, COMPACT, KV_PUT, KV_DELETE})
+BARRIERS = frozenset({DELETE, COMPACT, KV_PUT, KV_DELETE, CURSOR})
 """Writes the deferred writes may not follow: they go along with (or ahead of) them. Keyed state
 may record what acks did, so it must not commit before those acks' cursors (a snapshot, which
 records its inbox floors, is itself deferred: it commits with them); an agent's deletion, a
-compaction and a deletion of keyed state must see every write placed before them."""
+compaction and a deletion of keyed state must see every write placed before them, and a cursor
+set at once (``set_cursor``) must not be overwritten by an older deferred one."""
 
 
 class TurnBatches:
@@ -43,6 +55,8 @@ class TurnBatches:
         self._deferred: Batch | None = None
         self._due = False
         """Whether the deferred writes waited :data:`LINGER`: the next batch takes them along."""
+        self._last: Batch | None = None
+        """The batch handed to the writer last: once it commits, so has everything before it."""
         self.closed = False
 
     def place(
@@ -63,7 +77,12 @@ class TurnBatches:
             batch = self._open()
         deferred = self._deferred
         if deferred is not None and (self._due or op in BARRIERS):
-            self._take_along(deferred, batch)
+            if deferred.future.get_loop() is batch.future.get_loop():
+                self._send_deferred(deferred)  # into this batch, ahead of this write
+            else:  # another loop's (placed before this batch was opened): to the writer first
+                self._deferred, self._due = None, False
+                self._put(deferred)
+        batch = self._batch or self._open()  # (a merge may have sent a full batch)
         batch.ops.append((op, row))
         if envelope is not None:
             batch.envelopes.append(envelope)
@@ -71,13 +90,20 @@ class TurnBatches:
             self._flush(batch)
         return batch
 
-    def commit_deferred(self) -> Durable | None:
-        """Send the deferred writes now (reads that must see them await the result)."""
-        deferred = self._deferred
-        if deferred is None:
-            return None
-        self._send_deferred(deferred)
-        return deferred.future
+    def fence(self) -> asyncio.Future[None] | None:
+        """For a read that must see every write placed so far, deferred ones included: a future
+        of the running loop that completes once they have all committed (None: they have)."""
+        if self._deferred is not None:
+            self._send_deferred(self._deferred)
+        loop = asyncio.get_running_loop()
+        for batch in (self._batch, self._last):
+            if batch is not None and not batch.future.done():
+                if batch.future.get_loop() is loop:
+                    return batch.future
+                fence = Batch(Durable(loop=loop))  # no writes: it commits after everything before it
+                self._put(fence)
+                return fence.future
+        return None
 
     def close(self) -> None:
         """Send what is placed to the writer now and take no more writes."""
@@ -99,7 +125,11 @@ class TurnBatches:
         """Send ``batch`` to the writer, unless it was sent already."""
         if self._batch is batch:
             self._batch = None
-            self._writer.queue.put(batch)
+            self._put(batch)
+
+    def _put(self, batch: Batch) -> None:
+        self._last = batch
+        self._writer.queue.put(batch)
 
     def _place_deferred(self, op: int, row: tuple[Any, ...]) -> Batch:
         loop = asyncio.get_running_loop()
@@ -120,26 +150,24 @@ class TurnBatches:
             return
         batch = self._batch
         if batch is not None and batch.future.get_loop() is deferred.future.get_loop():
-            self._take_along(deferred, batch)
+            self._send_deferred(deferred)
         else:
             self._due = True
             deferred.future.get_loop().call_later(LINGER, self._send_deferred, deferred)
 
     def _send_deferred(self, deferred: Batch) -> None:
-        """Send the deferred writes with (or ahead of) the open batch, or alone, unless sent already."""
+        """Send the deferred writes now, unless they were sent already: into the open batch when
+        it is on their loop, else to the writer after it (an open batch holds older writes)."""
         if self._deferred is not deferred:
             return
-        if self._batch is not None:
-            self._take_along(deferred, self._batch)
-        else:
-            self._deferred, self._due = None, False
-            self._writer.queue.put(deferred)
-
-    def _take_along(self, deferred: Batch, batch: Batch) -> None:
-        """Move the deferred writes into ``batch`` (same loop), or send them ahead of it."""
         self._deferred, self._due = None, False
-        if batch.future.get_loop() is deferred.future.get_loop():
+        batch = self._batch
+        if batch is not None and batch.future.get_loop() is deferred.future.get_loop():
             batch.ops += deferred.ops
             batch.riders.append(deferred.future)
-        else:
-            self._writer.queue.put(deferred)
+            if len(batch.ops) >= FLUSH_AT:
+                self._flush(batch)
+            return
+        if batch is not None:
+            self._flush(batch)  # another loop's batch: its writes were placed first
+        self._put(deferred)

@@ -87,10 +87,10 @@ class Store(abc.ABC):
     async def load_channels(self) -> list[ChannelMetadata]:
         """Every stored channel, for hub start-up."""
 
-    @abc.abstractmethod
     async def get_channel(self, channel_id: str) -> ChannelMetadata | None:
-        """One stored channel's metadata (committed), or None (the hub asks for closed channels
-        it no longer keeps in memory)."""
+        """One stored channel's metadata, or None (the hub asks for closed channels it no longer
+        keeps in memory). By default a scan of :meth:`load_channels`: override it."""
+        return next((m for m in await self.load_channels() if m.channel_id == channel_id), None)
 
     # WAL
     @abc.abstractmethod

@@ -248,10 +248,11 @@ class SqliteStore(Store):
         return (r.id, r.at, r.kind, r.agent_id, r.actor, r.channel_id, body)
 
     async def _see_deferred(self) -> None:
-        """Commit the deferred writes now, for a read that must see them."""
-        deferred = None if self._closed else self._batches.commit_deferred()
-        if deferred is not None:
-            await deferred
+        """Wait until every write placed so far (deferred ones too) has committed, for a read
+        that must see them (this store's reads see committed data only)."""
+        fence = None if self._closed else self._batches.fence()
+        if fence is not None:
+            await fence
 
     # reads: on the reader thread, committed data only
 
