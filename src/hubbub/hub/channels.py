@@ -1,4 +1,5 @@
-"""Every channel the hub knows (records in channel_record.py) and the post path.
+"""Every channel the hub knows (records in channel_record.py, send checks in send_checks.py) and
+the post path.
 
 ``post`` is the hot path: look up the channel (dict), check the sender and
 audience (set lookups), ask the adapter on the cached state, stamp, append to
@@ -19,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from ..errors import AccessDeniedError, ChannelClosedError, HubbubError, NotFoundError, ProtocolError
+from ..errors import AccessDeniedError, HubbubError, NotFoundError
 from ..model.channel import ChannelMetadata, ChannelState
 from ..model.envelope import (
     EV_CHANNEL_CLOSED,
@@ -41,9 +42,10 @@ from .dispatch import Dispatcher
 from .governance import Governance
 from .listeners import Listeners
 from .registry import Registry
+from .send_checks import check_send, ended_elsewhere, refuse_outsiders_and_ended
 from .snapshots import SNAPSHOT_EVERY, forget, write_snapshot
 
-__all__ = ["HUB_SENDER", "KEEP_CLOSED", "Channels", "ended_elsewhere", "refuse_outsiders_and_ended"]
+__all__ = ["HUB_SENDER", "KEEP_CLOSED", "Channels"]
 
 _MOST_PASSED = 64
 KEEP_CLOSED = 10_000
@@ -53,9 +55,7 @@ once every participant acked all of it; asked for again, it is read from the sto
 HUB_SENDER = "hub"
 """``sender_id`` of envelopes the hub itself writes (opened, closed, expired)."""
 
-_CLIENT_CONTROL = frozenset({EV_CHANNEL_INVITE_ACK, EV_CHANNEL_INVITE_REJECT})
 _TEXTS = frozenset({EV_TEXT, EV_PACKET})
-_ACTIVE, _CLOSED, _EXPIRED = ChannelState.ACTIVE, ChannelState.CLOSED, ChannelState.EXPIRED
 
 
 async def _ready(envelope_id: str) -> str:
@@ -251,7 +251,7 @@ class Channels:
         bypass = is_bypass_event(envelope.event_type)
         sender = self._registry.find(sender_id)
         try:
-            self._check(record, envelope, sender_id)
+            check_send(record, envelope, sender_id)
             recipients = self._recipients(record, envelope, sender_id)
             skip = None
             if not bypass and sender is not None:
@@ -320,47 +320,6 @@ class Channels:
                 reason=error.reason,
                 data={"error": str(error), "event_type": envelope.event_type},
             )
-
-    def _check(self, record: ChannelRecord, envelope: Envelope, sender_id: str) -> None:
-        meta = record.metadata
-        refuse_outsiders_and_ended(meta, record.members, envelope, sender_id)
-        event_type = envelope.event_type
-        if envelope.audience is not None:
-            outsiders = [a for a in envelope.audience if a not in record.members]
-            if outsiders or not envelope.audience:
-                raise AccessDeniedError(
-                    f"audience of a send by {sender_id} in channel {meta.channel_id} must be a non-empty "
-                    f"subset of its participants; not participants: {outsiders}",
-                    channel_id=meta.channel_id,
-                    agent_id=sender_id,
-                    reason="audience_outside_channel",
-                )
-        if is_control_event(event_type):
-            if event_type not in _CLIENT_CONTROL and not event_type.startswith("ag2.task."):
-                raise ProtocolError(
-                    f"{sender_id} may not post {event_type!r} to channel {meta.channel_id}: the hub writes "
-                    "channel lifecycle events itself; close a channel with close_channel",
-                    channel_id=meta.channel_id,
-                    agent_id=sender_id,
-                    reason="reserved_event_type",
-                )
-            if event_type in _CLIENT_CONTROL and sender_id not in meta.pending_acks:
-                raise ProtocolError(
-                    f"{sender_id} has no pending invite to answer in channel {meta.channel_id}",
-                    channel_id=meta.channel_id,
-                    agent_id=sender_id,
-                    reason="no_pending_invite",
-                )
-            return
-        if meta.state is not _ACTIVE:
-            raise ChannelClosedError(
-                f"channel {meta.channel_id} is still {meta.state.value}: invitees have not all acked; "
-                f"{sender_id} can send once it is active",
-                channel_id=meta.channel_id,
-                agent_id=sender_id,
-                reason="not_active",
-            )
-        record.adapter.validate_send(meta, record.state, envelope)
 
     def _commit(self, record: ChannelRecord, envelope: Envelope) -> tuple[Envelope, Awaitable[None] | None]:
         """Stamp and append, with no await: the store fixes the order now."""
@@ -516,38 +475,3 @@ class Channels:
             record.ended = True  # its close is durable and delivered
             if len(self._closed) > self.keep_closed and self.crowded is not None:
                 self.crowded()
-
-
-def refuse_outsiders_and_ended(
-    meta: ChannelMetadata, members: frozenset[str], envelope: Envelope, sender_id: str
-) -> None:
-    """Refuse a sender outside the channel, and any send to a closed or expired channel."""
-    if sender_id not in members:
-        raise AccessDeniedError(
-            f"{sender_id} is not a participant of channel {meta.channel_id}; only its participants may send",
-            channel_id=meta.channel_id,
-            agent_id=sender_id,
-            reason="not_a_participant",
-        )
-    event_type = envelope.event_type
-    state = meta.state
-    if state is _CLOSED or state is _EXPIRED:
-        raise ChannelClosedError(
-            f"channel {meta.channel_id} is {state.value} "
-            f"({meta.close_reason or 'no reason given'}); "
-            f"{sender_id} cannot send {event_type!r} to it. Open a new channel.",
-            channel_id=meta.channel_id,
-            agent_id=sender_id,
-            reason=state.value,
-        )
-
-
-def ended_elsewhere(meta: ChannelMetadata, sender_id: str) -> ChannelClosedError:
-    """The refusal for a channel that left memory (only closed ones do) whose stored record
-    does not say so yet (a lifecycle row is a deferred write)."""
-    return ChannelClosedError(
-        f"channel {meta.channel_id} is closed; {sender_id} cannot send to it. Open a new channel.",
-        channel_id=meta.channel_id,
-        agent_id=sender_id,
-        reason="closed",
-    )

@@ -19,8 +19,9 @@ from ..model.ids import id_time_ns
 from ..model.turn import PendingTurn, TurnContext
 from ..storage.base import Store, Unknown
 from .channel_record import ChannelRecord
-from .channels import Channels, ended_elsewhere, refuse_outsiders_and_ended
+from .channels import Channels
 from .registry import Registry
+from .send_checks import ended_elsewhere, refuse_outsiders_and_ended
 
 __all__ = ["Turns"]
 
