@@ -11,14 +11,16 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from ..errors import StorageError, UsageError
+from ..model.audit import AuditQuery
 
 __all__ = [
     "APPLICATION_ID",
     "padded_sql",
     "prefix_end",
+    "select_audit",
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "Durability",
@@ -194,6 +196,34 @@ def prefix_end(prefix: str) -> str | None:
     if 0xD800 <= following < 0xE000:
         following = 0xE000  # surrogates do not encode; none can be in a key
     return stripped[:-1] + chr(following)
+
+
+def select_audit(query: AuditQuery) -> tuple[str, list[Any]]:
+    """The statement and parameters reading the audit records ``query`` asks for, ordered by
+    ``at`` then insertion (each filter is served by an index of ``audit``)."""
+    where: list[str] = []
+    params: list[Any] = []
+    if query.kind is not None:
+        where.append("kind = ?")
+        params.append(query.kind)
+    if query.agent_id is not None:
+        where.append("(agent_id = ? OR actor = ?)")
+        params += [query.agent_id, query.agent_id]
+    if query.channel_id is not None:
+        where.append("channel_id = ?")
+        params.append(query.channel_id)
+    if query.since is not None:
+        where.append("at >= ?")
+        params.append(query.since)
+    if query.until is not None:
+        where.append("at <= ?")
+        params.append(query.until)
+    text = "SELECT body FROM audit" + (f" WHERE {' AND '.join(where)}" if where else "")
+    params.append(max(query.limit, 0))
+    if query.tail:
+        text = text.replace("SELECT body", "SELECT body, at, seq", 1)
+        return f"SELECT body FROM ({text} ORDER BY at DESC, seq DESC LIMIT ?) ORDER BY at, seq", params
+    return text + " ORDER BY at, seq LIMIT ?", params
 
 
 def _fail(path: str, problem: str, advice: str) -> StorageError:

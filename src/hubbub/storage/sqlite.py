@@ -388,30 +388,7 @@ class SqliteStore(Store):
     async def read_audit(self, query: AuditQuery) -> list[AuditRecord]:
         """Matching records ordered by ``at`` (then by insertion), served by an index per filter."""
         await self._see_deferred()
-        where: list[str] = []
-        params: list[Any] = []
-        if query.kind is not None:
-            where.append("kind = ?")
-            params.append(query.kind)
-        if query.agent_id is not None:
-            where.append("(agent_id = ? OR actor = ?)")
-            params += [query.agent_id, query.agent_id]
-        if query.channel_id is not None:
-            where.append("channel_id = ?")
-            params.append(query.channel_id)
-        if query.since is not None:
-            where.append("at >= ?")
-            params.append(query.since)
-        if query.until is not None:
-            where.append("at <= ?")
-            params.append(query.until)
-        text = "SELECT body FROM audit" + (f" WHERE {' AND '.join(where)}" if where else "")
-        params.append(max(query.limit, 0))
-        if query.tail:
-            text = text.replace("SELECT body", "SELECT body, at, seq", 1)
-            text = f"SELECT body FROM ({text} ORDER BY at DESC, seq DESC LIMIT ?) ORDER BY at, seq"
-        else:
-            text += " ORDER BY at, seq LIMIT ?"
+        text, params = sql.select_audit(query)
         return await self._read(self._load, self._decode_audit, text, "audit record", params)
 
     # retention
