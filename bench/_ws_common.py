@@ -85,12 +85,15 @@ def bench_server(
     db: str | None = None,
     profile: str | None = None,
     max_inflight: int | None = None,
+    durability: str | None = None,
 ) -> Server:
     argv = [sys.executable, os.environ.get("HUBBUB_BENCH_SERVER", str(SERVERS)), kind]
     if db:
         argv += ["--db", db]
     if max_inflight is not None:
         argv += ["--max-inflight", str(max_inflight)]
+    if durability is not None:
+        argv += ["--durability", durability]
     if profile:
         argv += ["--profile", profile]
     return start_server(argv, kind, pin)

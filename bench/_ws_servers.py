@@ -1,11 +1,11 @@
 """Servers for the WebSocket benchmarks, each run as its own process.
 
-Run: ``python bench/_ws_servers.py {hubbub,bare,ag2,idle} [--db PATH] [--profile FILE]
-[--ping-interval S]``.
+Run: ``python bench/_ws_servers.py {hubbub,bare,ag2,idle} [--db PATH] [--durability D]
+[--profile FILE] [--ping-interval S]``.
 The first stdout line is the ``ws://`` URL; the server runs until SIGTERM/SIGINT.
 With ``--profile FILE`` the whole serving time is under cProfile, dumped to FILE on exit.
 
-* ``hubbub``: ``Hub(SqliteStore(db))`` (durability "full", the ``hubbub serve`` default)
+* ``hubbub``: ``Hub(SqliteStore(db, durability=D))`` (default "full", as ``hubbub serve``)
   behind ``serve_ws`` on 127.0.0.1, port 0, on uvloop when it is installed and with the
   collector's thresholds raised (``tune_gc``), as ``hubbub serve``.
 * ``bare``: a ``websockets`` server with no hub logic (``compression=None``, on hubbub's
@@ -38,10 +38,10 @@ async def _until_stopped() -> None:
     await stop.wait()
 
 
-async def serve_hubbub(db: str, max_inflight: int) -> None:
+async def serve_hubbub(db: str, max_inflight: int, durability: str) -> None:
     from hubbub import Hub, SqliteStore, serve_ws
 
-    hub = Hub(SqliteStore(db))
+    hub = Hub(SqliteStore(db, durability=durability))
     try:
         async with serve_ws(hub, "127.0.0.1", 0, max_inflight_requests=max_inflight) as server:
             print(server.url, flush=True)
@@ -116,9 +116,15 @@ def main() -> int:
     parser.add_argument(
         "--max-inflight", type=int, default=64, help="requests per connection the hubbub server runs at once"
     )
+    parser.add_argument(
+        "--durability",
+        choices=["full", "normal", "off"],
+        default="full",
+        help="the hubbub server's durability",
+    )
     args = parser.parse_args()
     coro = {
-        "hubbub": lambda: serve_hubbub(args.db, args.max_inflight),
+        "hubbub": lambda: serve_hubbub(args.db, args.max_inflight, args.durability),
         "bare": serve_bare,
         "ag2": serve_ag2,
         "idle": lambda: serve_idle(args.ping_interval),

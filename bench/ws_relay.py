@@ -285,7 +285,10 @@ async def one_run(system: str, mode: str, args: argparse.Namespace, tmp: str, n:
     profile = f"{tmp}/hub-{mode}.prof" if n < 0 else None
     inflight = _inflight(window) if system == "hubbub" else None
     db = f"{tmp}/hub-{mode}-{window}-{n}.db"
-    server = bench_server(system, args.pin, db=db, profile=profile, max_inflight=inflight)
+    durability = args.durability if system == "hubbub" else None
+    server = bench_server(
+        system, args.pin, db=db, profile=profile, max_inflight=inflight, durability=durability
+    )
     try:
         sink = Sink()
         pair = await PAIRS[system](server.url, sink, window)
@@ -464,6 +467,12 @@ def cli() -> int:
     )
     parser.add_argument(
         "--no-pin", dest="pin", action="store_false", help="do not pin client and server to CPUs"
+    )
+    parser.add_argument(
+        "--durability",
+        choices=["full", "normal", "off"],
+        default="full",
+        help="the hubbub server's durability (default full)",
     )
     parser.add_argument("--rate", type=int, default=RATE, help=f"offered load, msg/s (default {RATE})")
     parser.add_argument(

@@ -29,6 +29,7 @@ from hubbub import (
     UsageError,
 )
 from hubbub.client.channel import Channel
+from hubbub.hub.snapshots import SNAPSHOT_PREFIX
 from tests.conftest import TIME_UNIT
 from tests.hub._waiting import audit_records, wait_until
 
@@ -126,6 +127,16 @@ async def test_a_restarted_hub_keeps_only_the_newest_closed_channels(tmp_path: P
         assert len(in_memory) == 1
         for cid in ids:
             assert (await hub.fetch_channel(cid)).state is ChannelState.CLOSED
+        # Retired in the store: the start-up read neither them nor their cursors and snapshots.
+        retired = set(ids[:2])
+        assert {m.channel_id for m in await hub.store.load_channels()}.isdisjoint(retired)
+        assert {c for _, c in await hub.store.load_cursors()}.isdisjoint(retired)
+        assert set(await hub.store.scan_kv(SNAPSHOT_PREFIX)).isdisjoint(SNAPSHOT_PREFIX + c for c in retired)
+        async with HubClient(LocalLink(hub)) as client:
+            asker = await client.attach(None, "asker", handle_turns=False)
+            texts = [e.event_data["text"] for e in await client.read_wal(ids[0]) if e.event_type == EV_TEXT]
+            assert texts == ["question 0", "42"]
+            assert await asker.replay() == 0  # everything was acked before it retired
 
 
 def test_keep_closed_must_be_a_count() -> None:

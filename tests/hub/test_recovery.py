@@ -489,3 +489,45 @@ async def test_the_closing_snapshot_counts_the_reply_that_closed_the_channel(tmp
         assert again.governance.inbox.count(asker.agent_id) == 1
     finally:
         await again.aclose()
+
+
+class ReadCounting(SqliteStore):
+    """Counts the WAL reads a start-up makes, per channel."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.reads: dict[str, int] = {}
+
+    async def read_wal(self, channel_id: str, **bounds: Any) -> list[Envelope]:
+        self.reads[channel_id] = self.reads.get(channel_id, 0) + 1
+        return await super().read_wal(channel_id, **bounds)
+
+    async def read_wal_tail(self, channel_id: str, limit: int, *, until: str | None = None) -> list[Envelope]:
+        self.reads[channel_id] = self.reads.get(channel_id, 0) + 1
+        return await super().read_wal_tail(channel_id, limit, until=until)
+
+
+async def test_a_closed_channel_everyone_acked_costs_no_read_at_start(tmp_path: Path) -> None:
+    """Start-up reads a closed channel's WAL only for a participant that has some of it pending."""
+    path = tmp_path / "hub.db"
+    hub = await started(path)
+    async with HubClient(LocalLink(hub)) as client:
+        asker = await client.register(name="asker", handle_turns=False)
+        expert = await client.register(FunctionAgent(lambda turn: "an answer", name="expert"))
+        done = await asker.open("consulting", "expert", first="a question")
+        await done.wait_closed(timeout=5 * TIME_UNIT)
+        last = (await hub.read_wal(done.id))[-1].envelope_id
+        await wait_until(
+            lambda: all(hub.delivery.cursor(a.agent_id, done.id) == last for a in (asker, expert))
+        )
+    await hub.aclose()
+
+    store = ReadCounting(path)
+    again = Hub(store, invite_ack_timeout=5 * TIME_UNIT)
+    await again.start()
+    try:
+        assert store.reads.get(done.id, 0) == 0
+        assert again.channels.get(done.id).metadata.state is ChannelState.CLOSED
+        assert again.governance.inbox.count(asker.agent_id) == 0
+    finally:
+        await again.aclose()

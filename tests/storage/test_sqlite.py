@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from hubbub import (
@@ -394,12 +395,25 @@ async def test_a_version_1_file_gets_keyed_state_and_keeps_its_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "hub.db"
-    with monkeypatch.context() as patch:
-        patch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])
-        patch.setattr(schema, "SCHEMA_VERSION", 1)
-        envelopes = await fill(path, 6)
+    envelopes = [text(f"c{n % 3}", n) for n in range(6)]
+    with sqlite3.connect(path) as conn:  # a file as the first release wrote it
+        conn.executescript(schema.MIGRATIONS[0])
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
+        for e in envelopes:
+            row = (e.channel_id, e.envelope_id, e.sender_id, None, None, e.event_type, msgspec.json.encode(e))
+            conn.execute(f"{schema.INSERT_WAL.head} VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+            conn.execute(
+                "INSERT INTO wal_channels VALUES (?, 1, ?) ON CONFLICT (channel_id)"
+                " DO UPDATE SET length = length + 1, last_id = excluded.last_id",
+                (e.channel_id, e.envelope_id),
+            )
+        conn.execute("INSERT INTO channels VALUES ('c1', ?)", (msgspec.json.encode(channel("c1")),))
     store = SqliteStore(path)
     assert await store.read_wal("c1") == envelopes[1::3]
+    assert [m.channel_id for m in await store.load_channels()] == ["c1"]
+    with pytest.raises(StorageError, match="strictly increase"):
+        store.append(envelopes[1])  # the ids stored before the upgrade still order appends
     await store.put_kv("snap/c1", b"state")
     await store.aclose()
     with sqlite3.connect(path) as conn:
@@ -424,6 +438,28 @@ async def test_keyed_state_commits_in_order_with_the_wal(tmp_path: Path) -> None
     with pytest.raises(UsageError, match="not valid text"):
         store.put_kv("lone \ud800", b"")
     await store.aclose()
+
+
+async def test_a_retired_channel_is_read_from_the_file_whatever_comes_after(tmp_path: Path) -> None:
+    """The hub never appends to a retired channel; if something did, reads would still be whole."""
+    path = tmp_path / "hub.db"
+    store = SqliteStore(path)
+    await store.put_channel(channel("c1", ChannelState.CLOSED))
+    first = [text("c1", n) for n in range(3)]
+    await asyncio.gather(*(store.append(e) for e in first))
+    await store.retire_channel("c1", ["a1"], [])
+    late = text("c1", 3)
+    await store.append(late)
+    assert await store.read_wal("c1") == [*first, late]
+    await store.aclose()
+    reopened = SqliteStore(path)
+    assert await reopened.load_channels() == []
+    later = text("c1", 4)
+    await reopened.append(later)
+    assert await reopened.read_wal("c1") == [*first, late, later]
+    assert await reopened.read_wal_tail("c1", 5) == [*first, late, later]
+    assert await reopened.get_envelope("c1", first[0].envelope_id) == first[0]
+    await reopened.aclose()
 
 
 async def test_migrations_run_in_order_and_keep_the_data(

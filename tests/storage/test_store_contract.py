@@ -265,6 +265,26 @@ async def test_channels_round_trip_and_replace(store: Store) -> None:
     assert await store.get_channel("nope") is None
 
 
+async def test_a_retired_channel_stays_readable_but_leaves_start_up(store: Store) -> None:
+    await store.put_channel(channel("c1", ChannelState.CLOSED))
+    await store.put_channel(channel("c2"))
+    await put(store, env("c1", 1), env("c2", 2), env("c1", 3))
+    for agent_id, channel_id in (("a1", "c1"), ("a2", "c1"), ("a1", "c2")):
+        await store.set_cursor(agent_id, channel_id, eid(3))
+    for key in ("snap/c1", "snap/c2"):
+        await settled(store.put_kv(key, b"state"))
+    await settled(store.retire_channel("c1", ["a1", "a2"], ["snap/c1"]))
+    assert await store.load_channels() == [channel("c2")]
+    assert await store.load_cursors() == {("a1", "c2"): eid(3)}
+    assert await store.scan_kv("snap/") == {"snap/c2": b"state"}
+    # Everything a participant may still ask of it: its metadata and its WAL.
+    assert await store.get_channel("c1") == channel("c1", ChannelState.CLOSED)
+    assert await store.read_wal("c1") == [env("c1", 1), env("c1", 3)]
+    assert await store.read_wal_tail("c1", 1) == [env("c1", 3)]
+    assert await store.get_envelope("c1", eid(1)) == env("c1", 1)
+    assert await store.wal_length("c1") == 2
+
+
 def record(
     n: int, kind: str, *, agent_id: str | None = None, actor: str | None = None, ch: str | None = None
 ) -> AuditRecord:

@@ -47,7 +47,7 @@ from .recovery import Recovery
 from .redelivery import MAX_DELIVERY_ATTEMPTS, NACK_BACKOFF, Redelivery
 from .registry import Registry
 from .retention import compact
-from .snapshots import SNAPSHOT_EVERY
+from .snapshots import SNAPSHOT_EVERY, SNAPSHOT_PREFIX, forget
 from .tasks import TaskBook
 from .turns import Turns
 
@@ -272,6 +272,9 @@ class Hub(IdentityApi, DelegationApi):
         for record in self.channels.evict_closed(self._may_leave):
             for agent_id in record.participants:
                 self.delivery.forget(agent_id, record.id)
+            # Retired in the store too: a restart loads it no more, nor its cursors or snapshot.
+            keys = [SNAPSHOT_PREFIX + record.id]
+            forget(self.store.retire_channel(record.id, record.participants, keys))
 
     def _may_leave(self, record: ChannelRecord) -> bool:
         """Nothing of the channel is in flight, unacked, or due for replay to anyone."""

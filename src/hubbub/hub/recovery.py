@@ -268,7 +268,9 @@ class Recovery:
         store, channel_id = self.hub.store, record.id
         bounds = self._bounds(record.metadata, closing)
         if closing is not None:  # past its floor, only the closing envelope: never counted
-            bounds = {a: b for a, b in bounds.items() if a in closing.floors}
+            # An agent that acked the closing envelope has nothing of the channel pending.
+            done = record.closing_id or ""
+            bounds = {a: b for a, b in bounds.items() if a in closing.floors and (b[0] or "") < done}
         elif bounds:
             tail = await store.read_wal_tail(channel_id, 1)
             last_id = tail[0].envelope_id if tail else ""

@@ -71,6 +71,19 @@ class RecentEnvelopes:
         while self._held > self._most and len(tails) > 1:
             self._evict()
 
+    def distrust(self, channel_id: str, first_id: str) -> None:
+        """``first_id`` is about to be appended to a channel whose older envelopes (if any) this
+        cache cannot know: a tail it starts holds only what comes from there on."""
+        if channel_id not in self._tails:
+            self._floors.setdefault(channel_id, first_id)
+
+    def forget(self, channel_id: str) -> None:
+        """Drop the channel (it takes no more envelopes): its reads go to SQLite."""
+        tail = self._tails.pop(channel_id, None)
+        if tail is not None:
+            self._held -= len(tail.ids)
+        self._floors.pop(channel_id, None)
+
     def _trim(self, tail: _Tail) -> None:
         extra = len(tail.ids) - self._keep
         if extra >= self._keep:

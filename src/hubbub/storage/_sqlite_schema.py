@@ -84,6 +84,14 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE kv (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
     """,
+    # 3: retired channels (closed, acked by everyone, out of the hub's memory): a start-up
+    # loads only the others, so its time and memory follow the live channels, not history.
+    """
+    ALTER TABLE channels ADD COLUMN retired INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX channels_live ON channels (retired) WHERE retired = 0;
+    ALTER TABLE wal_channels ADD COLUMN retired INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX wal_channels_live ON wal_channels (retired) WHERE retired = 0;
+    """,
 )
 """Schema steps in order; step ``i`` takes ``PRAGMA user_version`` from ``i`` to ``i + 1``.
 
@@ -145,6 +153,9 @@ UPSERT_KV = MultiRowInsert(
     "INSERT INTO kv (key, value)", 2, " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 )
 DELETE_KV = "DELETE FROM kv WHERE key IN ({})"
+RETIRE_CHANNEL = "UPDATE channels SET retired = 1 WHERE channel_id = ?"
+RETIRE_WAL_CHANNEL = "UPDATE wal_channels SET retired = 1 WHERE channel_id = ?"
+DELETE_CURSOR = "DELETE FROM cursors WHERE agent_id = ? AND channel_id = ?"
 INSERT_AUDIT = MultiRowInsert("INSERT INTO audit (id, at, kind, agent_id, actor, channel_id, body)", 7)
 
 # Reads (the reader thread); every one is an index lookup or range scan.
@@ -172,7 +183,7 @@ FIND_BY_KEY = (
     " ORDER BY envelope_id LIMIT 1"
 )
 LOAD_AGENTS = "SELECT body FROM agents ORDER BY rowid"
-LOAD_CHANNELS = "SELECT body FROM channels ORDER BY rowid"
+LOAD_CHANNELS = "SELECT body FROM channels WHERE retired = 0 ORDER BY rowid"
 GET_CHANNEL = "SELECT body FROM channels WHERE channel_id = ?"
 LOAD_CURSORS = "SELECT agent_id, channel_id, envelope_id FROM cursors"
 GET_KV = "SELECT value FROM kv WHERE key = ?"
@@ -181,7 +192,8 @@ SCAN_KV: dict[bool, str] = {
     True: "SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key",
 }
 """Keyed by whether the prefix has an upper bound (see :func:`prefix_end`)."""
-LOAD_LAST_IDS = "SELECT channel_id, last_id FROM wal_channels"
+LOAD_LAST_IDS = "SELECT channel_id, last_id FROM wal_channels WHERE retired = 0"
+ANY_RETIRED = "SELECT 1 FROM wal_channels WHERE retired = 1 LIMIT 1"
 
 
 def prefix_end(prefix: str) -> str | None:

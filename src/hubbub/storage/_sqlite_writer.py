@@ -31,9 +31,12 @@ from typing import Any
 from ..errors import StorageError
 from ._sqlite_schema import (
     DELETE_AGENT,
+    DELETE_CURSOR,
     DELETE_KV,
     INSERT_AUDIT,
     INSERT_WAL,
+    RETIRE_CHANNEL,
+    RETIRE_WAL_CHANNEL,
     UPSERT_AGENT,
     UPSERT_CHANNEL,
     UPSERT_CURSOR,
@@ -57,15 +60,19 @@ __all__ = [
     "MAX_BATCH",
     "MAX_ROWS",
     "PUT_AGENT",
+    "RETIRE",
     "Batch",
     "Durable",
     "Writer",
 ]
 
-APPEND, PUT_AGENT, DELETE, CHANNEL, CURSOR, AUDIT, KV_PUT, KV_DELETE, COMPACT = range(9)
+APPEND, PUT_AGENT, DELETE, CHANNEL, CURSOR, AUDIT, KV_PUT, KV_DELETE, COMPACT, RETIRE = range(10)
 """Write ops. ``COMPACT``'s row is ``(job, after)``: ``job(conn)`` runs inside the transaction,
 after every other write of it; ``after(conn)``, if not None, once it has committed (its errors
-are logged, not fatal: it may only tidy, such as ``PRAGMA incremental_vacuum``)."""
+are logged, not fatal: it may only tidy, such as ``PRAGMA incremental_vacuum``). ``RETIRE``'s
+row is ``(channel_id, agent_ids, keys)``: the channel's rows are marked retired, and its cursors
+(of those agents) and those keys deleted, after every other write of the transaction placed
+before it."""
 MAX_BATCH = 2048
 """Most writes in one transaction (whole batches only): bounds commit latency under a flood."""
 FLUSH_AT = 256
@@ -185,6 +192,8 @@ class Writer:
         audit: list[tuple[Any, ...]] = []
         kv: dict[str, bytes | None] = {}
         jobs: list[tuple[Job, Job | None]] = []
+        retired: list[tuple[str]] = []
+        gone: list[tuple[str, str]] = []
         for op, row in ops:
             if op == APPEND:
                 wal.append(row)
@@ -208,6 +217,14 @@ class Writer:
                 kv[row[0]] = None
             elif op == COMPACT:
                 jobs.append(row)
+            elif op == RETIRE:
+                channel_id, agent_ids, keys = row
+                retired.append((channel_id,))
+                for agent_id in agent_ids:
+                    cursors.pop((agent_id, channel_id), None)
+                    gone.append((agent_id, channel_id))
+                for key in keys:
+                    kv[key] = None
             else:
                 agents.append((op, row))
         conn = self._conn
@@ -226,6 +243,10 @@ class Writer:
                 _insert(conn, INSERT_AUDIT, audit)
             if kv:
                 _write_kv(conn, kv)
+            if retired:
+                conn.executemany(RETIRE_CHANNEL, retired)
+                conn.executemany(RETIRE_WAL_CHANNEL, retired)
+                conn.executemany(DELETE_CURSOR, gone)
             for job, _ in jobs:
                 job(conn)
             conn.execute("COMMIT")

@@ -11,7 +11,7 @@ durability before it delivers.
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from typing import Final
 
 import msgspec
@@ -86,6 +86,20 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def load_channels(self) -> list[ChannelMetadata]:
         """Every stored channel, for hub start-up."""
+
+    def retire_channel(
+        self, channel_id: str, agent_ids: Iterable[str], keys: Iterable[str]
+    ) -> Awaitable[None] | None:
+        """A closed channel every participant acked and the hub no longer keeps in memory: it
+        takes no more envelopes or cursors. Its metadata and WAL stay readable (:meth:`get_channel`,
+        :meth:`read_wal`, ...) but :meth:`load_channels` leaves it out, the cursors of ``agent_ids``
+        on it are deleted and so are ``keys`` (its keyed state), all in one commit, so a hub
+        start-up reads only the channels still live. Deferred like :meth:`place_cursor`.
+
+        By default nothing changes: the store keeps it like any other channel (correct, but
+        every start-up then loads every channel ever closed).
+        """
+        return None
 
     async def get_channel(self, channel_id: str) -> ChannelMetadata | None:
         """One stored channel's metadata, or None (the hub asks for closed channels it no longer

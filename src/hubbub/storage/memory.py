@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_right
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 
 import msgspec
 
@@ -45,6 +45,7 @@ class MemoryStore(Store):
         self._cursors: dict[tuple[str, str], str] = {}
         self._audit: list[AuditRecord] = []
         self._kv: dict[str, bytes] = {}
+        self._retired: set[str] = set()
 
     async def put_agent(self, record: AgentRecord) -> None:
         assert record.passport.agent_id is not None
@@ -61,7 +62,17 @@ class MemoryStore(Store):
         return None
 
     async def load_channels(self) -> list[ChannelMetadata]:
-        return list(self._channels.values())
+        return [m for m in self._channels.values() if m.channel_id not in self._retired]
+
+    def retire_channel(
+        self, channel_id: str, agent_ids: Iterable[str], keys: Iterable[str]
+    ) -> Awaitable[None] | None:
+        self._retired.add(channel_id)
+        for agent_id in agent_ids:
+            self._cursors.pop((agent_id, channel_id), None)
+        for key in keys:
+            self._kv.pop(key, None)
+        return None
 
     async def get_channel(self, channel_id: str) -> ChannelMetadata | None:
         return self._channels.get(channel_id)

@@ -13,7 +13,7 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -38,6 +38,7 @@ from ._sqlite_writer import (
     KV_DELETE,
     KV_PUT,
     PUT_AGENT,
+    RETIRE,
     Batch,
     Durable,
     Writer,
@@ -105,14 +106,16 @@ class SqliteStore(Store):
             writer_conn = open_database(self.path, durability)
             try:
                 self._conn = connect(self.path, durability)
+                # Per live channel: its last envelope id ("" if none yet); retired ones are not here.
                 self._last_ids: dict[str, str] = dict(self._conn.execute(sql.LOAD_LAST_IDS).fetchall())
+                self._any_retired = self._conn.execute(sql.ANY_RETIRED).fetchone() is not None
             except BaseException:
                 writer_conn.close()
                 raise
         except BaseException:
             _unlock(self._lock)
             raise
-        self._recent = RecentEnvelopes(self._last_ids)
+        self._recent = self._fresh_recent()
         self._writer = Writer(writer_conn, self.path, self._settled)
         self._batches = TurnBatches(self._writer, self.path)
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="hubbub-sqlite-reader")
@@ -152,7 +155,7 @@ class SqliteStore(Store):
                 if batch.compacts:
                     # It may have emptied channels: start over from what is placed (ids placed but
                     # not yet committed only make a floor higher than needed, never wrong).
-                    self._recent = RecentEnvelopes(self._last_ids)
+                    self._recent = self._fresh_recent()
             for future in (batch.future, *batch.riders) if batch.riders else (batch.future,):
                 if future.done():
                     continue
@@ -168,7 +171,11 @@ class SqliteStore(Store):
         """Queue ``envelope`` at the end of its channel's WAL now; the future completes once committed."""
         channel_id, envelope_id = envelope.channel_id, envelope.envelope_id
         last = self._last_ids.get(channel_id)
-        if last is not None and envelope_id <= last:
+        if last is None and self._any_retired:
+            # Neither placed nor loaded: it may be a retired channel, so its stored envelopes are
+            # unknown here and the recent cache must not claim to hold its whole WAL.
+            self._recent.distrust(channel_id, envelope_id)
+        elif last is not None and envelope_id <= last:
             raise StorageError(
                 f"envelope {envelope_id!r} cannot follow {last!r} in channel {channel_id}: envelope ids "
                 "in a channel must strictly increase (stamp envelopes with the hub's MonotonicIds)",
@@ -209,12 +216,23 @@ class SqliteStore(Store):
 
     def place_channel(self, metadata: ChannelMetadata) -> Durable:
         body = self._encode(metadata, f"channel {metadata.channel_id}")
-        return self._submit(CHANNEL, (metadata.channel_id, body))
+        durable = self._submit(CHANNEL, (metadata.channel_id, body))
+        self._last_ids.setdefault(metadata.channel_id, "")  # live: a new channel has no envelope yet
+        return durable
 
     def defer_channel(self, metadata: ChannelMetadata) -> Durable:
         """Deferred like :meth:`place_cursor` (reads of channels see it at once all the same)."""
         body = self._encode(metadata, f"channel {metadata.channel_id}")
         return self._batches.place(CHANNEL, (metadata.channel_id, body), defer=True).future
+
+    def retire_channel(self, channel_id: str, agent_ids: Iterable[str], keys: Iterable[str]) -> Durable:
+        """Deferred like :meth:`place_cursor`; the store forgets what it kept in memory of the channel."""
+        row = (channel_id, tuple(agent_ids), tuple(_key(k) for k in keys))
+        durable = self._batches.place(RETIRE, row, defer=True).future
+        self._last_ids.pop(channel_id, None)
+        self._recent.forget(channel_id)
+        self._any_retired = True
+        return durable
 
     def place_cursor(self, agent_id: str, channel_id: str, envelope_id: str) -> Durable:
         """Deferred: it commits along with other writes :data:`LINGER` later (or alone after twice that)."""
@@ -253,6 +271,9 @@ class SqliteStore(Store):
         fence = None if self._closed else self._batches.fence()
         if fence is not None:
             await fence
+
+    def _fresh_recent(self) -> RecentEnvelopes:
+        return RecentEnvelopes({channel_id: last for channel_id, last in self._last_ids.items() if last})
 
     # reads: on the reader thread, committed data only
 
