@@ -7,6 +7,8 @@ import asyncio
 import time
 from pathlib import Path
 
+import msgspec
+
 from hubbub import (
     EV_CHANNEL_CLOSED,
     Envelope,
@@ -19,6 +21,7 @@ from hubbub import (
     WsLink,
     serve_ws,
 )
+from hubbub.hub._task_records import DTASK_PREFIX
 from hubbub.model._time import from_iso
 from tests.conftest import TIME_UNIT
 from tests.hub._delegation import answering, question_of, silent, state_is
@@ -164,3 +167,38 @@ async def test_a_worker_mid_task_survives_a_hub_restart_over_websocket(tmp_path:
         assert (done.state, done.result, done.attempts) == ("COMPLETED", "finished across a restart", 1)
         await worker.stop()
         await worker_client.aclose()
+
+
+async def test_a_task_whose_closed_channel_retired_moves_on_at_restart(tmp_path: Path) -> None:
+    """A task being handed on names its old channel until the next one opens; if that channel
+    retired meanwhile (closed, acked, out of memory) and the hub stopped, the restart hands the
+    task on again instead of failing it as lost."""
+    db = tmp_path / "hub.db"
+    hub = await Hub(SqliteStore(db), keep_closed=0).start()
+    client = HubClient(LocalLink(hub))
+    await silent(client, "slow")
+    alice = await client.register(name="alice")
+    task = await alice.delegate("summarize", "y", ttl=30 * TIME_UNIT)
+    await state_is(hub, task.task_id, "IN_PROGRESS")
+    old = hub.get_task(task.task_id)
+    await hub.close_channel(old.channel_id or "", "worker_gone")  # no other worker: the task fails
+    await wait_until(lambda: hub.get_task(task.task_id).finished, what="the task ending")
+    channel_id = old.channel_id or ""
+    closing = (await hub.read_wal(channel_id))[-1].envelope_id
+    members = hub.channels.get(channel_id).participants
+    await wait_until(lambda: all(hub.delivery.cursor(a, channel_id) == closing for a in members))
+    await (await alice.open("conversation", "slow")).close()  # a close looks for channels to retire
+    await wait_until(lambda: hub.channels.find(channel_id) is None, what="the channel retiring")
+    await client.aclose()
+    # What a crash between the two writes of a hand-over leaves: PENDING, still on the old channel.
+    stale = msgspec.structs.replace(old, state="PENDING", worker_id=None)
+    await hub.store.put_kv(DTASK_PREFIX + task.task_id, msgspec.json.encode(stale))
+    await hub.aclose()
+
+    async with Hub(SqliteStore(db)) as again:
+        # Handed on as live: no worker is connected yet, so it fails saying so (not "lost").
+        moved = again.get_task(task.task_id)
+        assert moved.state == "FAILED"
+        assert moved.error is not None
+        assert moved.error.startswith("its channel had closed when the hub restarted; ")
+        assert "no other agent with capability 'summarize'" in moved.error

@@ -40,6 +40,7 @@ from hubbub import (
     SqliteStore,
     UsageError,
 )
+from hubbub.hub.recovery import DROP_PREFIX
 from hubbub.hub.snapshots import SNAPSHOT_PREFIX
 from tests.conftest import TIME_UNIT
 from tests.hub._waiting import audit_records, wait_until
@@ -529,5 +530,25 @@ async def test_a_closed_channel_everyone_acked_costs_no_read_at_start(tmp_path: 
         assert store.reads.get(done.id, 0) == 0
         assert again.channels.get(done.id).metadata.state is ChannelState.CLOSED
         assert again.governance.inbox.count(asker.agent_id) == 0
+    finally:
+        await again.aclose()
+
+
+async def test_a_dropped_delivery_of_a_retired_channel_is_forgotten_at_start(tmp_path: Path) -> None:
+    """A retired channel's cursors are deleted, so its dropped-delivery records could never be
+    matched against them again: start-up deletes those of channels it did not load (the ones of
+    loaded channels stay: see the test above)."""
+    path = tmp_path / "hub.db"
+    hub = await started(path)
+    async with HubClient(LocalLink(hub)) as client:
+        carol = await client.register(name="carol")
+    key = f"{DROP_PREFIX}{carol.agent_id}/a-retired-channel/e1"
+    await settled(hub.store.put_kv(key, b""))
+    await hub.aclose()
+
+    again = await started(path)
+    try:
+        assert (carol.agent_id, "e1") not in again.governance.inbox.dropped
+        assert await again.store.scan_kv(DROP_PREFIX) == {}
     finally:
         await again.aclose()

@@ -462,6 +462,21 @@ async def test_a_retired_channel_is_read_from_the_file_whatever_comes_after(tmp_
     await reopened.aclose()
 
 
+async def test_an_append_committing_after_the_retirement_does_not_hide_older_envelopes(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "hub.db")
+    await store.put_channel(channel("c1", ChannelState.CLOSED))
+    first, second = text("c1", 0), text("c1", 1)
+    await store.append(first)
+    pending = store.append(second)  # placed before the retirement, committed with or after it
+    retired = store.retire_channel("c1", [], [])
+    await asyncio.gather(pending, retired)
+    assert await store.read_wal("c1") == [first, second]
+    assert await store.get_envelope("c1", first.envelope_id) == first
+    await store.aclose()
+
+
 async def test_migrations_run_in_order_and_keep_the_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -487,6 +502,10 @@ async def test_every_read_is_served_by_an_index(tmp_path: Path) -> None:
         schema.GET_ENVELOPE,
         schema.FIND_BY_CAUSATION,
         schema.FIND_BY_KEY,
+        # start-up: the live channels only, however many retired
+        schema.LOAD_CHANNELS,
+        schema.LOAD_LAST_IDS,
+        schema.ANY_RETIRED,
     ]
     with sqlite3.connect(path) as conn:
         for query in reads:

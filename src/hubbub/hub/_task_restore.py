@@ -10,7 +10,8 @@ task is picked up again from its channel, whose WAL says how far it got:
 * the channel is still pending or active without the question: the attempt
   runs on (waits for the ack, then asks);
 * the channel closed without a reply: the task moves on to the next worker
-  (or fails, as it would have live).
+  (or fails, as it would have live); so does a task whose channel closed and
+  was retired (it left memory) while the task was being handed on.
 
 TTLs are re-armed from ``deadline_at``; a task past it times out at once. A
 worker is not presumed gone because it has not reconnected yet: only its TTL
@@ -62,7 +63,18 @@ async def _resume(delegations: Delegations, task: DelegatedTask) -> None:
     try:
         record = hub.channels.get(task.channel_id or "")
     except NotFoundError:
-        records.move(tid, "FAILED", error="its channel was lost when the hub restarted")
+        try:
+            await hub.fetch_channel(task.channel_id or "")
+        except NotFoundError:
+            records.move(tid, "FAILED", error="its channel was lost when the hub restarted")
+            return
+        # Closed, acked by everyone and retired while the task was being handed on (its record
+        # names the old channel until the next one opens): hand it on again.
+        if from_iso(task.deadline_at) <= time.time():
+            await delegations.expire(tid)
+            return
+        delegations.arm(task)
+        await attempts.next(tid, "its channel had closed when the hub restarted")
         return
     worker_id = next((p for p in record.participants if p != task.requester_id), "")
     attempt = Attempt(tid, worker_id, record)

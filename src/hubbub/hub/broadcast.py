@@ -122,10 +122,12 @@ class Broadcasts:
         hub.channels.add(record)
         hub.expectations.start(record)
         hub.channels.announce("created", record)
+        placed = hub.channels.place(record)  # before its first envelope, as every channel
         _opened, durable = hub.channels.commit_hub_event(
             record, EV_CHANNEL_OPENED, {"participants": record.participants}, audience=[sender_id]
         )
         forget(durable)
         hub.lifecycle.schedule(record)
-        await hub.store.put_channel(metadata)
+        if placed is not None:
+            await placed
         return record

@@ -100,13 +100,17 @@ class Recovery:
             hub.registry.add(agent)
         self._cursors = await store.load_cursors()
         hub.delivery.load_cursors(self._cursors)
-        await self._load_drops()
+        drops = await self._load_drops()
         snapshots = await store.scan_kv(SNAPSHOT_PREFIX)
         fired = await self._load_fired()
         for metadata in await store.load_channels():
             channel_id = metadata.channel_id
             snapshot = snapshots.get(SNAPSHOT_PREFIX + channel_id)
             await self._restore_channel(metadata, snapshot, fired.pop(channel_id, {}))
+        for key, (agent_id, channel_id, envelope_id) in drops.items():
+            if hub.channels.find(channel_id) is None:  # retired (everyone acked it) or gone
+                hub.governance.inbox.dropped.discard((agent_id, envelope_id))
+                forget(store.delete_kv(key))
         for keys in fired.values():  # channels the store no longer has
             for key in keys.values():
                 forget(store.delete_kv(key))
@@ -120,8 +124,10 @@ class Recovery:
             if record is not None:  # the crossing was reported before the restart
                 inbox.crossed_high_water(agent_id, record.rule.limits.inbox)
 
-    async def _load_drops(self) -> None:
+    async def _load_drops(self) -> dict[str, tuple[str, str, str]]:
+        """Dropped deliveries still to skip; the kept ones by key: (agent, channel, envelope)."""
         store, dropped, find = self.hub.store, self.hub.governance.inbox.dropped, self.hub.registry.find
+        kept: dict[str, tuple[str, str, str]] = {}
         for key in await store.scan_kv(DROP_PREFIX):
             parts = key[len(DROP_PREFIX) :].split("/")
             cursor = self._cursors.get((parts[0], parts[1])) if len(parts) == 3 else None
@@ -129,6 +135,8 @@ class Recovery:
                 forget(store.delete_kv(key))  # acked since, or its agent is gone: nothing will ask
             else:
                 dropped.add((parts[0], parts[2]))
+                kept[key] = (parts[0], parts[1], parts[2])
+        return kept
 
     async def _load_fired(self) -> dict[str, dict[tuple[Any, ...], str]]:
         fired: dict[str, dict[tuple[Any, ...], str]] = {}

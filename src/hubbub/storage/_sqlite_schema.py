@@ -91,6 +91,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX channels_live ON channels (retired) WHERE retired = 0;
     ALTER TABLE wal_channels ADD COLUMN retired INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX wal_channels_live ON wal_channels (retired) WHERE retired = 0;
+    CREATE INDEX wal_channels_retired ON wal_channels (retired) WHERE retired = 1;
     """,
 )
 """Schema steps in order; step ``i`` takes ``PRAGMA user_version`` from ``i`` to ``i + 1``.

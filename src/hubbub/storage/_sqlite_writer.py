@@ -70,9 +70,9 @@ APPEND, PUT_AGENT, DELETE, CHANNEL, CURSOR, AUDIT, KV_PUT, KV_DELETE, COMPACT, R
 """Write ops. ``COMPACT``'s row is ``(job, after)``: ``job(conn)`` runs inside the transaction,
 after every other write of it; ``after(conn)``, if not None, once it has committed (its errors
 are logged, not fatal: it may only tidy, such as ``PRAGMA incremental_vacuum``). ``RETIRE``'s
-row is ``(channel_id, agent_ids, keys)``: the channel's rows are marked retired, and its cursors
-(of those agents) and those keys deleted, after every other write of the transaction placed
-before it."""
+row is ``(channel_id, agent_ids, keys)``: the channel's rows are marked retired, and the cursors
+of those agents on it (whenever placed in the transaction) and those keys (placed before it)
+are deleted."""
 MAX_BATCH = 2048
 """Most writes in one transaction (whole batches only): bounds commit latency under a flood."""
 FLUSH_AT = 256

@@ -94,10 +94,12 @@ class Store(abc.ABC):
         takes no more envelopes or cursors. Its metadata and WAL stay readable (:meth:`get_channel`,
         :meth:`read_wal`, ...) but :meth:`load_channels` leaves it out, the cursors of ``agent_ids``
         on it are deleted and so are ``keys`` (its keyed state), all in one commit, so a hub
-        start-up reads only the channels still live. Deferred like :meth:`place_cursor`.
+        start-up reads only the channels still live. Deferred like :meth:`place_cursor`. The hub
+        appends nothing to a retired channel; a store need not check ids appended to it.
 
         By default nothing changes: the store keeps it like any other channel (correct, but
-        every start-up then loads every channel ever closed).
+        every start-up then loads every channel ever closed). A store that implements it must
+        implement :meth:`get_channel` too (the default scans :meth:`load_channels`).
         """
         return None
 

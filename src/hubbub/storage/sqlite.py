@@ -229,8 +229,10 @@ class SqliteStore(Store):
         """Deferred like :meth:`place_cursor`; the store forgets what it kept in memory of the channel."""
         row = (channel_id, tuple(agent_ids), tuple(_key(k) for k in keys))
         durable = self._batches.place(RETIRE, row, defer=True).future
-        self._last_ids.pop(channel_id, None)
+        last = self._last_ids.pop(channel_id, None)
         self._recent.forget(channel_id)
+        if last:  # an append placed before but committed after must not start a trusted tail
+            self._recent.distrust(channel_id, last)
         self._any_retired = True
         return durable
 
