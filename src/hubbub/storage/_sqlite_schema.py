@@ -1,4 +1,4 @@
-"""Opening a hubbub SQLite database: file checks, pragmas, schema migrations, SQL text.
+"""Opening a hubbub SQLite database: its lock file, file checks, pragmas, schema migrations, SQL text.
 
 Everything here runs once, at open, on the caller's thread. A file that is not
 a SQLite database, that SQLite finds damaged, that another program created, or
@@ -11,10 +11,14 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
+import sys
 from typing import Any, Literal, NamedTuple
 
 from ..errors import StorageError, UsageError
 from ..model.audit import AuditQuery
+
+if sys.platform != "win32":
+    import fcntl
 
 __all__ = [
     "APPLICATION_ID",
@@ -26,7 +30,9 @@ __all__ = [
     "Durability",
     "MultiRowInsert",
     "connect",
+    "lock_file",
     "open_database",
+    "unlock_file",
 ]
 
 Durability = Literal["full", "normal", "off"]
@@ -361,4 +367,34 @@ def _sync_directory(path: str) -> None:
     except OSError:
         pass
     finally:
+        os.close(fd)
+
+
+def lock_file(path: str) -> int | None:
+    """Hold ``<path>-lock`` exclusively for the store's lifetime (the OS drops it if the process dies)."""
+    if sys.platform == "win32":
+        return None
+    try:
+        fd = os.open(f"{path}-lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot open hubbub database {path}: cannot create its lock file ({exc.strerror}); "
+            "check that the directory exists and is writable",
+            reason="bad_database",
+        ) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        raise StorageError(
+            f"cannot open hubbub database {path}: another SqliteStore (in this or another process) has it "
+            "open. Stop that hub first, or point this one at another file: two writers would interleave "
+            "their logs",
+            reason="locked",
+        ) from exc
+    return fd
+
+
+def unlock_file(fd: int | None) -> None:
+    if fd is not None:
         os.close(fd)

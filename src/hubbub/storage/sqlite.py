@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-import sys
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +26,7 @@ from . import _sqlite_schema as sql
 from ._sqlite_batches import TurnBatches
 from ._sqlite_compact import CompactionJob
 from ._sqlite_recent import RecentEnvelopes
-from ._sqlite_schema import Durability, connect, open_database
+from ._sqlite_schema import Durability, connect, lock_file, open_database, unlock_file
 from ._sqlite_writer import (
     APPEND,
     AUDIT,
@@ -45,9 +44,6 @@ from ._sqlite_writer import (
 )
 from .base import UNKNOWN, AgentRecord, Store, Unknown
 from .retention import CompactionReport, RetentionPolicy
-
-if sys.platform != "win32":
-    import fcntl
 
 __all__ = ["Durability", "SqliteStore"]
 
@@ -101,7 +97,7 @@ class SqliteStore(Store):
         self.durability: Durability = durability
         if self.path == ":memory:" or self.path.startswith("file:"):
             raise UsageError(f"SqliteStore needs a file path, not {self.path!r}; use MemoryStore in memory")
-        self._lock = _lock(self.path)
+        self._lock = lock_file(self.path)
         try:
             writer_conn = open_database(self.path, durability)
             try:
@@ -113,7 +109,7 @@ class SqliteStore(Store):
                 writer_conn.close()
                 raise
         except BaseException:
-            _unlock(self._lock)
+            unlock_file(self._lock)
             raise
         self._recent = self._fresh_recent()
         self._writer = Writer(writer_conn, self.path, self._settled)
@@ -459,7 +455,7 @@ class SqliteStore(Store):
             await asyncio.to_thread(self._reader.shutdown)
         finally:
             self._conn.close()
-            _unlock(self._lock)
+            unlock_file(self._lock)
 
 
 def _key(key: str) -> str:
@@ -470,33 +466,3 @@ def _key(key: str) -> str:
     except UnicodeEncodeError as exc:
         raise UsageError(f"kv key {key!r} is not valid text ({exc.reason})") from exc
     return key
-
-
-def _lock(path: str) -> int | None:
-    """Hold ``<path>-lock`` exclusively for the store's lifetime (the OS drops it if the process dies)."""
-    if sys.platform == "win32":
-        return None
-    try:
-        fd = os.open(f"{path}-lock", os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise StorageError(
-            f"cannot open hubbub database {path}: cannot create its lock file ({exc.strerror}); "
-            "check that the directory exists and is writable",
-            reason="bad_database",
-        ) from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        os.close(fd)
-        raise StorageError(
-            f"cannot open hubbub database {path}: another SqliteStore (in this or another process) has it "
-            "open. Stop that hub first, or point this one at another file: two writers would interleave "
-            "their logs",
-            reason="locked",
-        ) from exc
-    return fd
-
-
-def _unlock(fd: int | None) -> None:
-    if fd is not None:
-        os.close(fd)
