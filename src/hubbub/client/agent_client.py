@@ -71,6 +71,16 @@ class _Waiter:
         self.predicate = predicate
         self.future: asyncio.Future[Envelope] = asyncio.get_running_loop().create_future()
 
+    async def wait(self, timeout: float) -> Envelope:
+        """The matching envelope; ``TimeoutError`` after ``timeout`` s.
+
+        Awaits the future itself: the waiting task wakes in the loop turn after the match
+        (``wait_for`` around a ``shield`` took three). The future is this waiter's alone, so
+        a timeout or a cancellation may cancel it.
+        """
+        async with asyncio.timeout(timeout):
+            return await self.future
+
 
 class AgentClient:
     """Act as one agent: open channels, send, receive, take turns."""
@@ -233,7 +243,7 @@ class AgentClient:
                 for envelope in await self.hub_client.read_wal(channel_id):
                     if predicate(envelope):
                         return envelope
-            return await asyncio.wait_for(asyncio.shield(waiter.future), timeout)
+            return await waiter.wait(timeout)
 
     async def wait_ended(self, channel_id: str, *, timeout: float) -> Envelope | ChannelMetadata:
         """The envelope that closed (or expired) ``channel_id`` once this agent has processed it,
@@ -253,7 +263,7 @@ class AgentClient:
                     for envelope in await self.hub_client.read_wal(channel_id):
                         if _ends(envelope):
                             return metadata
-            return await asyncio.wait_for(asyncio.shield(waiter.future), timeout)
+            return await waiter.wait(timeout)
 
     @contextlib.contextmanager
     def _waiting(self, channel_id: str, predicate: Callable[[Envelope], bool]) -> Iterator[_Waiter]:
