@@ -111,6 +111,10 @@ def test_channels_hub_wide_with_state_filter(cli: Cli, served: ThreadHub) -> Non
     assert [c["channel_id"] for c in cli.json("channels", "--agent", "carol")] == [closed_id]
     status, out, _ = cli("channels", "--state", "expired")
     assert out.strip() == f"no channels in state expired on {served.url}"
+    # A full page says how to see the next one.
+    status, out, _ = cli("channels", "--limit", "1")
+    assert out.strip().endswith(f"older ones: the same command with --before {closed_id}")
+    assert [c["channel_id"] for c in cli.json("channels", "--before", closed_id)] == [open_id]
 
 
 def test_wal_shows_the_tail_or_everything(cli: Cli, served: ThreadHub) -> None:

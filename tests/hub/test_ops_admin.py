@@ -23,6 +23,8 @@ from hubbub import (
     WsLink,
     serve_ws,
 )
+from tests.conftest import TIME_UNIT
+from tests.hub._waiting import wait_until
 
 KEY = "k-0123456789abcdef"
 
@@ -77,6 +79,34 @@ async def test_hub_channels_filters_and_orders_newest_first(client: HubClient) -
         await client.hub_channels(state="open")
     with pytest.raises(NotFoundError, match="nobody"):
         await client.hub_channels(agent="nobody")
+
+
+async def test_hub_channels_lists_closed_channels_that_left_memory_and_pages(
+    hub: Hub, client: HubClient
+) -> None:
+    hub.channels.keep_closed = 1
+    asker = await client.register(name="asker", handle_turns=False)
+    await client.register(FunctionAgent(lambda turn: "42", name="oracle"))
+    done = []
+    for n in range(4):
+        channel = await asker.open("consulting", "oracle", first=f"question {n}")
+        await channel.wait_closed(timeout=5 * TIME_UNIT)
+        done.append(channel.id)
+    talk = await asker.open("conversation", "oracle")
+    await wait_until(lambda: hub.channels.find(done[1]) is None, what="older consultations leaving memory")
+    newest_first = [talk.id, *done[::-1]]
+    assert [m.channel_id for m in await client.hub_channels()] == newest_first
+    closed = await client.hub_channels(state="closed", type="consulting")
+    assert [(m.channel_id, m.close_reason) for m in closed] == [
+        (c, "consulting_complete") for c in done[::-1]
+    ]
+    assert [m.channel_id for m in await client.hub_channels(agent="oracle", limit=2)] == newest_first[:2]
+    page = await client.hub_channels(limit=2, before=newest_first[1])
+    assert [m.channel_id for m in page] == newest_first[2:4]
+    assert [m.channel_id for m in await client.hub_channels(before=done[0])] == []
+    assert await client.hub_channels(state="active", before=done[2]) == []
+    with pytest.raises(NotFoundError):
+        await client.hub_channels(before="no-such-channel")
 
 
 async def test_hub_wal_reads_any_channel_by_cursor_or_tail(client: HubClient) -> None:

@@ -132,13 +132,14 @@ def _add_channels(commands: Subparsers) -> None:
     parser.add_argument("--type", help="only channels of this type (consulting, conversation ...)")
     parser.add_argument("--agent", help="only channels this agent (name or id) takes part in")
     parser.add_argument("--limit", type=count_arg, default=50, help="at most this many (default 50)")
+    parser.add_argument("--before", metavar="ID", help="only channels older than this one (the next page)")
     add_hub_options(parser)
 
 
 async def _channels(remote: Remote, args: argparse.Namespace) -> int:
     metas = await remote.viewing(
         lambda: remote.client.hub_channels(
-            state=args.state, type=args.type, agent=args.agent, limit=args.limit
+            state=args.state, type=args.type, agent=args.agent, limit=args.limit, before=args.before
         ),
         "hubbub channels",
     )
@@ -169,6 +170,8 @@ async def _channels(remote: Remote, args: argparse.Namespace) -> int:
     con = console()
     if metas:
         print_table(out)
+        if len(metas) == args.limit:
+            con.print(f"older ones: the same command with --before {metas[-1].channel_id}")
     else:
         con.print(f"no channels{f' in state {args.state}' if args.state else ''} on {remote.url}")
     return EXIT_OK

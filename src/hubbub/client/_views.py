@@ -40,9 +40,12 @@ class HubViews:
         type: str | None = None,
         agent: str | None = None,
         limit: int = 50,
+        before: str | None = None,
     ) -> list[ChannelMetadata]:
-        """Every channel on the hub, newest first; filter by state, channel type, participant (name or id)."""
-        params = {"state": state, "type": type, "agent": agent, "limit": limit}
+        """Every channel on the hub, newest first, closed ones that left the hub's memory too;
+        filter by state, channel type, participant (name or id). ``before``: the last channel id
+        of the previous page."""
+        params = {"state": state, "type": type, "agent": agent, "limit": limit, "before": before}
         return as_type(list[ChannelMetadata], await self.request("hub_channels", params))  # type: ignore[no-any-return]
 
     async def hub_wal(

@@ -14,6 +14,7 @@ operator roles yet. An in-process (trusted) session and an open hub may always.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AuthError, ProtocolError
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
 __all__ = ["MAX_LIMIT", "audit_query", "hub_agents", "hub_channels", "hub_wal"]
 
 MAX_LIMIT = 10_000
+MAX_SCANNED = 100_000
+"""Most stored channels one ``hub_channels`` request reads past those in memory (a rare filter
+over a long history returns fewer than ``limit``: page on with ``before``)."""
+_SCAN_PAGE = 1000
 """The most records one call returns; page with ``since`` for more."""
 
 _STATES = ", ".join(s.value for s in ChannelState)
@@ -83,7 +88,9 @@ async def hub_agents(session: Session, p: dict[str, Any]) -> list[AgentInfo]:
 
 
 async def hub_channels(session: Session, p: dict[str, Any]) -> list[ChannelMetadata]:
-    """Channels of the whole hub, newest first, filtered by state, type and participant."""
+    """Channels of the whole hub, newest first, filtered by state, type and participant: those in
+    memory, then older ones from the store (closed channels that left memory); ``before`` (the
+    last channel id of a previous page) pages on."""
     _require_viewer(session, "hub_channels")
     hub = session.hub
     state = opt_str(p, "state") or None
@@ -91,15 +98,45 @@ async def hub_channels(session: Session, p: dict[str, Any]) -> list[ChannelMetad
         raise ProtocolError(f"param 'state' must be one of {_STATES}, got {state!r}")
     type_ = opt_str(p, "type") or None
     agent = opt_str(p, "agent") or None
-    records = hub.channels.of_agent(hub.registry.get(agent).passport.agent_id or "") if agent else None
-    metas = [
-        r.metadata
-        for r in (records if records is not None else hub.channels.all())
-        if (state is None or r.metadata.state == state)
-        and (type_ is None or r.metadata.manifest.type == type_)
-    ]
+    agent_id = (hub.registry.get(agent).passport.agent_id or "") if agent else None
+    limit = _limit(p, 50)
+    before = opt_str(p, "before") or None
+    cursor = None
+    if before is not None:
+        last = await hub.fetch_channel(before)  # not_found if unknown
+        cursor = (last.created_at, last.channel_id)
+
+    def wanted(meta: ChannelMetadata) -> bool:
+        return (
+            (state is None or meta.state == state)
+            and (type_ is None or meta.manifest.type == type_)
+            and (agent_id is None or agent_id in meta.participant_ids())
+            and (cursor is None or (meta.created_at, meta.channel_id) < cursor)
+        )
+
+    records = hub.channels.of_agent(agent_id) if agent_id else hub.channels.all()
+    metas = [r.metadata for r in records if wanted(r.metadata)]
+    if state is None or ChannelState(state).is_terminal:
+        metas += await _stored_channels(session, wanted, before, limit)
     metas.sort(key=lambda m: (m.created_at, m.channel_id), reverse=True)
-    return metas[: _limit(p, 50)]
+    return metas[:limit]
+
+
+async def _stored_channels(
+    session: Session, wanted: Callable[[ChannelMetadata], bool], before: str | None, limit: int
+) -> list[ChannelMetadata]:
+    """Up to ``limit`` wanted channels not in memory, newest first, reading at most
+    :data:`MAX_SCANNED` stored channels."""
+    hub, scanned = session.hub, 0
+    found: list[ChannelMetadata] = []
+    while len(found) < limit and scanned < MAX_SCANNED:
+        page = await hub.store.scan_channels(before=before, limit=min(_SCAN_PAGE, MAX_SCANNED - scanned))
+        found += [m for m in page if hub.channels.find(m.channel_id) is None and wanted(m)]
+        if len(page) < _SCAN_PAGE:
+            break
+        scanned += len(page)
+        before = page[-1].channel_id
+    return found
 
 
 async def hub_wal(session: Session, p: dict[str, Any]) -> list[Envelope]:

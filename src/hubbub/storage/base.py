@@ -24,7 +24,7 @@ from ..model.identity import Passport, Resume
 from ..model.rule import Rule
 from .retention import CompactionReport, RetentionPolicy
 
-__all__ = ["UNKNOWN", "AgentRecord", "Store", "Unknown"]
+__all__ = ["UNKNOWN", "AgentRecord", "Store", "Unknown", "channel_page"]
 
 
 class Unknown:
@@ -102,6 +102,13 @@ class Store(abc.ABC):
         implement :meth:`get_channel` too (the default scans :meth:`load_channels`).
         """
         return None
+
+    async def scan_channels(self, *, before: str | None = None, limit: int = 100) -> list[ChannelMetadata]:
+        """Stored channels, retired ones too, newest first (in the order they were first stored):
+        at most ``limit``, and with ``before`` (the last channel id of a previous page) only those
+        stored before that channel (none if it is unknown). By default from :meth:`load_channels`;
+        a store that implements :meth:`retire_channel` must override it."""
+        return channel_page((await self.load_channels())[::-1], before, limit)
 
     async def get_channel(self, channel_id: str) -> ChannelMetadata | None:
         """One stored channel's metadata, or None (the hub asks for closed channels it no longer
@@ -237,3 +244,13 @@ class Store(abc.ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Flush and release resources."""
+
+
+def channel_page(
+    newest_first: list[ChannelMetadata], before: str | None, limit: int
+) -> list[ChannelMetadata]:
+    """:meth:`Store.scan_channels` over a list of channels, newest first."""
+    if before is not None:
+        ids = [m.channel_id for m in newest_first]
+        newest_first = newest_first[ids.index(before) + 1 :] if before in ids else []
+    return newest_first[: max(limit, 0)]

@@ -17,7 +17,7 @@ from ..model._time import iso_now, to_iso
 from ..model.audit import AuditQuery, AuditRecord
 from ..model.channel import ChannelMetadata
 from ..model.envelope import Envelope
-from .base import AgentRecord, Store, Unknown
+from .base import AgentRecord, Store, Unknown, channel_page
 from .retention import COMPACTED_PREFIX, CompactionReport, RetentionPolicy, closed_before
 
 __all__ = ["MemoryStore"]
@@ -63,6 +63,9 @@ class MemoryStore(Store):
 
     async def load_channels(self) -> list[ChannelMetadata]:
         return [m for m in self._channels.values() if m.channel_id not in self._retired]
+
+    async def scan_channels(self, *, before: str | None = None, limit: int = 100) -> list[ChannelMetadata]:
+        return channel_page(list(self._channels.values())[::-1], before, limit)
 
     def retire_channel(
         self, channel_id: str, agent_ids: Iterable[str], keys: Iterable[str]

@@ -323,6 +323,14 @@ class SqliteStore(Store):
         await self._see_deferred()
         return await self._read(self._load, self._decode_channel, sql.LOAD_CHANNELS, "channel record", ())
 
+    async def scan_channels(self, *, before: str | None = None, limit: int = 100) -> list[ChannelMetadata]:
+        await self._see_deferred()
+        params: list[Any] = [] if before is None else [before]
+        query = sql.SCAN_CHANNELS[before is not None]
+        return await self._read(
+            self._load, self._decode_channel, query, "channel record", [*params, max(limit, 0)]
+        )
+
     async def get_channel(self, channel_id: str) -> ChannelMetadata | None:
         await self._see_deferred()
         found = await self._read(
