@@ -13,7 +13,6 @@ loop itself.
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -83,6 +82,8 @@ class Channels:
         self._records: dict[str, ChannelRecord] = {}
         self._by_agent: dict[str, set[str]] = {}
         self._closed: OrderedDict[str, None] = OrderedDict()
+        self._on_commit: dict[asyncio.Future[None], list[tuple[Accepted, asyncio.Future[str]]]] = {}
+        """Posts without lifecycle effects waiting for their commit, per commit, in post order."""
         """Terminal channels still in memory, the longest closed first."""
         self.keep_closed = KEEP_CLOSED
         self.crowded: Callable[[], None] | None = None
@@ -196,7 +197,11 @@ class Channels:
                 return _ready(accepted[1].envelope_id)  # a coroutine: cheaper than a done future
             if isinstance(durable, asyncio.Future):  # a callback on the commit delivers it
                 posted: asyncio.Future[str] = durable.get_loop().create_future()
-                durable.add_done_callback(functools.partial(self._delivered, accepted, posted))
+                waiting = self._on_commit.get(durable)
+                if waiting is None:  # one callback per commit, however many posts it holds
+                    waiting = self._on_commit[durable] = []
+                    durable.add_done_callback(self._committed)
+                waiting.append((accepted, posted))
                 return posted
         return self.complete(accepted)
 
@@ -214,6 +219,10 @@ class Channels:
         except HubbubError as exc:
             self._rejected(envelope, sender_id, exc)
             raise
+
+    def _committed(self, durable: asyncio.Future[None]) -> None:
+        for accepted, posted in self._on_commit.pop(durable):
+            self._delivered(accepted, posted, durable)
 
     def _delivered(
         self, accepted: Accepted, posted: asyncio.Future[str], durable: asyncio.Future[None]
