@@ -4,6 +4,7 @@ and who may read them on a hub that checks credentials."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from hubbub import (
     AuthBlock,
     AuthError,
     AuthRegistry,
+    ChannelMetadata,
     FunctionAgent,
     Hub,
     HubClient,
@@ -23,6 +25,7 @@ from hubbub import (
     WsLink,
     serve_ws,
 )
+from hubbub.hub import _ops_admin
 from tests.conftest import TIME_UNIT
 from tests.hub._waiting import wait_until
 
@@ -105,8 +108,62 @@ async def test_hub_channels_lists_closed_channels_that_left_memory_and_pages(
     assert [m.channel_id for m in page] == newest_first[2:4]
     assert [m.channel_id for m in await client.hub_channels(before=done[0])] == []
     assert await client.hub_channels(state="active", before=done[2]) == []
-    with pytest.raises(NotFoundError):
-        await client.hub_channels(before="no-such-channel")
+    # Paged: every channel exactly once, and the end is said.
+    seen: list[str] = []
+    before: str | None = None
+    while True:
+        metas, before = await client.hub_channels_page(limit=2, before=before)
+        seen += [m.channel_id for m in metas]
+        if before is None:
+            break
+    assert seen == newest_first
+
+
+async def test_hub_channels_says_where_to_go_on_when_its_scan_bound_stops_it(
+    hub: Hub, client: HubClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub.channels.keep_closed = 0
+    asker = await client.register(name="asker", handle_turns=False)
+    await client.register(FunctionAgent(lambda turn: "42", name="oracle"))
+    for n in range(4):
+        channel = await asker.open("consulting", "oracle", first=f"question {n}")
+        await channel.wait_closed(timeout=5 * TIME_UNIT)
+    monkeypatch.setattr(_ops_admin, "_SCAN_PAGE", 1)
+    monkeypatch.setattr(_ops_admin, "MAX_SCANNED", 2)
+    # Nothing matches, but only 2 stored channels were read: the answer says where to go on.
+    metas, before = await client.hub_channels_page(type="discussion")
+    assert metas == []
+    assert before is not None
+    pages = 1
+    while before is not None:
+        metas, before = await client.hub_channels_page(type="discussion", before=before)
+        assert metas == []
+        pages += 1
+    assert pages == 3  # 4 consultations, 2 per request, then the end
+
+
+async def test_a_channel_leaving_memory_while_hub_channels_reads_the_store_is_listed_once(
+    hub: Hub, client: HubClient
+) -> None:
+    hub.channels.keep_closed = 100
+    asker = await client.register(name="asker", handle_turns=False)
+    await client.register(FunctionAgent(lambda turn: "42", name="oracle"))
+    done = []
+    for n in range(3):
+        channel = await asker.open("consulting", "oracle", first=f"question {n}")
+        await channel.wait_closed(timeout=5 * TIME_UNIT)
+        done.append(channel.id)
+    for cid in done:
+        await wait_until(lambda c=cid: hub.delivery.cursor(asker.agent_id, c) is not None)
+    scan = hub.store.scan_channels
+
+    async def evicting_scan(**kwargs: Any) -> list[ChannelMetadata]:
+        hub.channels.keep_closed = 0
+        hub.channels.crowded()  # they leave memory between the look at memory and the store read
+        return await scan(**kwargs)
+
+    hub.store.scan_channels = evicting_scan  # type: ignore[method-assign]
+    assert [m.channel_id for m in await client.hub_channels(state="closed")] == done[::-1]
 
 
 async def test_hub_wal_reads_any_channel_by_cursor_or_tail(client: HubClient) -> None:

@@ -137,8 +137,8 @@ def _add_channels(commands: Subparsers) -> None:
 
 
 async def _channels(remote: Remote, args: argparse.Namespace) -> int:
-    metas = await remote.viewing(
-        lambda: remote.client.hub_channels(
+    metas, more = await remote.viewing(
+        lambda: remote.client.hub_channels_page(
             state=args.state, type=args.type, agent=args.agent, limit=args.limit, before=args.before
         ),
         "hubbub channels",
@@ -170,10 +170,10 @@ async def _channels(remote: Remote, args: argparse.Namespace) -> int:
     con = console()
     if metas:
         print_table(out)
-        if len(metas) == args.limit:
-            con.print(f"older ones: the same command with --before {metas[-1].channel_id}")
     else:
         con.print(f"no channels{f' in state {args.state}' if args.state else ''} on {remote.url}")
+    if more is not None:
+        con.print(f"older ones: the same command with --before {more}")
     return EXIT_OK
 
 

@@ -43,10 +43,31 @@ class HubViews:
         before: str | None = None,
     ) -> list[ChannelMetadata]:
         """Every channel on the hub, newest first, closed ones that left the hub's memory too;
-        filter by state, channel type, participant (name or id). ``before``: the last channel id
-        of the previous page."""
+        filter by state, channel type, participant (name or id). ``before``: only channel ids
+        below it (the last one of the previous page)."""
         params = {"state": state, "type": type, "agent": agent, "limit": limit, "before": before}
         return as_type(list[ChannelMetadata], await self.request("hub_channels", params))  # type: ignore[no-any-return]
+
+    async def hub_channels_page(
+        self,
+        *,
+        state: str | None = None,
+        type: str | None = None,
+        agent: str | None = None,
+        limit: int = 50,
+        before: str | None = None,
+    ) -> tuple[list[ChannelMetadata], str | None]:
+        """:meth:`hub_channels`, and the ``before`` of the next page (None: there is none)."""
+        params = {
+            "state": state,
+            "type": type,
+            "agent": agent,
+            "limit": limit,
+            "before": before,
+            "page": True,
+        }
+        raw = await self.request("hub_channels", params)
+        return as_type(list[ChannelMetadata], raw["channels"]), raw["before"]
 
     async def hub_wal(
         self, channel_id: str, *, since: str | None = None, limit: int | None = None, tail: int | None = None

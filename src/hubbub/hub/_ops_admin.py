@@ -30,11 +30,11 @@ if TYPE_CHECKING:
 __all__ = ["MAX_LIMIT", "audit_query", "hub_agents", "hub_channels", "hub_wal"]
 
 MAX_LIMIT = 10_000
+"""The most records one call returns; page for more."""
 MAX_SCANNED = 100_000
-"""Most stored channels one ``hub_channels`` request reads past those in memory (a rare filter
-over a long history returns fewer than ``limit``: page on with ``before``)."""
+"""Most stored channels one ``hub_channels`` request reads past those in memory: a rare filter
+over a long history may return fewer than ``limit``, and (with ``page``) where to go on."""
 _SCAN_PAGE = 1000
-"""The most records one call returns; page with ``since`` for more."""
 
 _STATES = ", ".join(s.value for s in ChannelState)
 
@@ -49,10 +49,10 @@ def _require_viewer(session: Session, op: str) -> None:
     )
 
 
-def _limit(params: dict[str, Any], default: int) -> int:
+def _limit(params: dict[str, Any], default: int, cursor: str = "since") -> int:
     value = count(params, "limit", default)
     if value > MAX_LIMIT:
-        raise ProtocolError(f"param 'limit' must be at most {MAX_LIMIT}, got {value}; page with 'since'")
+        raise ProtocolError(f"param 'limit' must be at most {MAX_LIMIT}, got {value}; page with {cursor!r}")
     return value
 
 
@@ -87,10 +87,11 @@ async def hub_agents(session: Session, p: dict[str, Any]) -> list[AgentInfo]:
     return infos
 
 
-async def hub_channels(session: Session, p: dict[str, Any]) -> list[ChannelMetadata]:
-    """Channels of the whole hub, newest first, filtered by state, type and participant: those in
-    memory, then older ones from the store (closed channels that left memory); ``before`` (the
-    last channel id of a previous page) pages on."""
+async def hub_channels(session: Session, p: dict[str, Any]) -> list[ChannelMetadata] | dict[str, Any]:
+    """Channels of the whole hub by id from the newest, filtered by state, type and participant:
+    those in memory and the older ones the store keeps (closed channels that left memory).
+    ``before`` (a channel id) keeps those below it; with ``page`` the result is
+    ``{"channels": [...], "before": <the id to pass for the next page, or None at the end>}``."""
     _require_viewer(session, "hub_channels")
     hub = session.hub
     state = opt_str(p, "state") or None
@@ -99,44 +100,64 @@ async def hub_channels(session: Session, p: dict[str, Any]) -> list[ChannelMetad
     type_ = opt_str(p, "type") or None
     agent = opt_str(p, "agent") or None
     agent_id = (hub.registry.get(agent).passport.agent_id or "") if agent else None
-    limit = _limit(p, 50)
+    limit = _limit(p, 50, "before")
     before = opt_str(p, "before") or None
-    cursor = None
-    if before is not None:
-        last = await hub.fetch_channel(before)  # not_found if unknown
-        cursor = (last.created_at, last.channel_id)
+    paged = p.get("page", False)
+    if not isinstance(paged, bool):
+        raise ProtocolError(f"param 'page' must be true or false, got {paged!r}")
 
     def wanted(meta: ChannelMetadata) -> bool:
         return (
-            (state is None or meta.state == state)
+            (before is None or meta.channel_id < before)
+            and (state is None or meta.state == state)
             and (type_ is None or meta.manifest.type == type_)
             and (agent_id is None or agent_id in meta.participant_ids())
-            and (cursor is None or (meta.created_at, meta.channel_id) < cursor)
         )
 
-    records = hub.channels.of_agent(agent_id) if agent_id else hub.channels.all()
-    metas = [r.metadata for r in records if wanted(r.metadata)]
+    in_memory = hub.channels.all()
+    known = {r.id for r in in_memory}  # now: one that leaves memory during the scan is not listed twice
+    records = hub.channels.of_agent(agent_id) if agent_id else in_memory
+    metas = sorted((r.metadata for r in records if wanted(r.metadata)), key=_id, reverse=True)
+    more: str | None = None
     if state is None or ChannelState(state).is_terminal:
-        metas += await _stored_channels(session, wanted, before, limit)
-    metas.sort(key=lambda m: (m.created_at, m.channel_id), reverse=True)
-    return metas[:limit]
+        # Stored ones below the limit-th found in memory could not make this page.
+        floor = metas[limit - 1].channel_id if len(metas) >= limit else None
+        stored, more = await _stored_channels(session, wanted, known, before, floor, limit)
+        metas = sorted([*metas, *stored], key=_id, reverse=True)
+    found = metas[:limit]
+    if len(found) == limit and found:
+        more = found[-1].channel_id  # (else: where the scan stopped, or None at the end)
+    return {"channels": found, "before": more} if paged else found
+
+
+def _id(meta: ChannelMetadata) -> str:
+    return meta.channel_id
 
 
 async def _stored_channels(
-    session: Session, wanted: Callable[[ChannelMetadata], bool], before: str | None, limit: int
-) -> list[ChannelMetadata]:
-    """Up to ``limit`` wanted channels not in memory, newest first, reading at most
-    :data:`MAX_SCANNED` stored channels."""
+    session: Session,
+    wanted: Callable[[ChannelMetadata], bool],
+    known: set[str],
+    before: str | None,
+    floor: str | None,
+    limit: int,
+) -> tuple[list[ChannelMetadata], str | None]:
+    """Up to ``limit`` wanted channels the store keeps that were not in memory, from the newest,
+    above ``floor``; reading at most :data:`MAX_SCANNED`. Also the id to go on below when
+    that bound, not the end of the store, stopped the scan (else None)."""
     hub, scanned = session.hub, 0
     found: list[ChannelMetadata] = []
-    while len(found) < limit and scanned < MAX_SCANNED:
-        page = await hub.store.scan_channels(before=before, limit=min(_SCAN_PAGE, MAX_SCANNED - scanned))
-        found += [m for m in page if hub.channels.find(m.channel_id) is None and wanted(m)]
-        if len(page) < _SCAN_PAGE:
+    size = min(_SCAN_PAGE, max(limit, 100))
+    while len(found) < limit:
+        if scanned >= MAX_SCANNED:
+            return found, before
+        page = await hub.store.scan_channels(before=before, limit=size)
+        found += [m for m in page if m.channel_id not in known and wanted(m)]
+        if len(page) < size or (floor is not None and page[-1].channel_id < floor):
             break
         scanned += len(page)
         before = page[-1].channel_id
-    return found
+    return found, None
 
 
 async def hub_wal(session: Session, p: dict[str, Any]) -> list[Envelope]:

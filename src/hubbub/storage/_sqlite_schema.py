@@ -193,11 +193,10 @@ LOAD_AGENTS = "SELECT body FROM agents ORDER BY rowid"
 LOAD_CHANNELS = "SELECT body FROM channels WHERE retired = 0 ORDER BY rowid"
 GET_CHANNEL = "SELECT body FROM channels WHERE channel_id = ?"
 SCAN_CHANNELS: dict[bool, str] = {
-    False: "SELECT body FROM channels ORDER BY rowid DESC LIMIT ?",
-    True: "SELECT body FROM channels WHERE rowid < (SELECT rowid FROM channels WHERE channel_id = ?)"
-    " ORDER BY rowid DESC LIMIT ?",
+    False: "SELECT body FROM channels ORDER BY channel_id DESC LIMIT ?",
+    True: "SELECT body FROM channels WHERE channel_id < ? ORDER BY channel_id DESC LIMIT ?",
 }
-"""Keyed by whether a page starts before a given channel."""
+"""Keyed by whether a page starts below a given channel id."""
 LOAD_CURSORS = "SELECT agent_id, channel_id, envelope_id FROM cursors"
 GET_KV = "SELECT value FROM kv WHERE key = ?"
 SCAN_KV: dict[bool, str] = {

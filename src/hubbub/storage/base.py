@@ -104,11 +104,11 @@ class Store(abc.ABC):
         return None
 
     async def scan_channels(self, *, before: str | None = None, limit: int = 100) -> list[ChannelMetadata]:
-        """Stored channels, retired ones too, newest first (in the order they were first stored):
-        at most ``limit``, and with ``before`` (the last channel id of a previous page) only those
-        stored before that channel (none if it is unknown). By default from :meth:`load_channels`;
-        a store that implements :meth:`retire_channel` must override it."""
-        return channel_page((await self.load_channels())[::-1], before, limit)
+        """Stored channels, retired ones too, by channel id from the highest (ids are time-ordered:
+        newest first): at most ``limit``, and with ``before`` (say the last id of a previous page)
+        only ids below it. By default from :meth:`load_channels`; a store that implements
+        :meth:`retire_channel` must override it."""
+        return channel_page(await self.load_channels(), before, limit)
 
     async def get_channel(self, channel_id: str) -> ChannelMetadata | None:
         """One stored channel's metadata, or None (the hub asks for closed channels it no longer
@@ -247,10 +247,9 @@ class Store(abc.ABC):
 
 
 def channel_page(
-    newest_first: list[ChannelMetadata], before: str | None, limit: int
+    channels: Iterable[ChannelMetadata], before: str | None, limit: int
 ) -> list[ChannelMetadata]:
-    """:meth:`Store.scan_channels` over a list of channels, newest first."""
-    if before is not None:
-        ids = [m.channel_id for m in newest_first]
-        newest_first = newest_first[ids.index(before) + 1 :] if before in ids else []
-    return newest_first[: max(limit, 0)]
+    """:meth:`Store.scan_channels` over some channels."""
+    below = [m for m in channels if before is None or m.channel_id < before]
+    below.sort(key=lambda m: m.channel_id, reverse=True)
+    return below[: max(limit, 0)]

@@ -65,7 +65,7 @@ class MemoryStore(Store):
         return [m for m in self._channels.values() if m.channel_id not in self._retired]
 
     async def scan_channels(self, *, before: str | None = None, limit: int = 100) -> list[ChannelMetadata]:
-        return channel_page(list(self._channels.values())[::-1], before, limit)
+        return channel_page(self._channels.values(), before, limit)
 
     def retire_channel(
         self, channel_id: str, agent_ids: Iterable[str], keys: Iterable[str]
