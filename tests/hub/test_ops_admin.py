@@ -10,6 +10,7 @@ import pytest
 
 from hubbub import (
     EV_TEXT,
+    AgentClient,
     ApiKeyAuth,
     AuditRecord,
     AuthBlock,
@@ -84,17 +85,23 @@ async def test_hub_channels_filters_and_orders_newest_first(client: HubClient) -
         await client.hub_channels(agent="nobody")
 
 
+async def consultations(client: HubClient, count: int) -> tuple[AgentClient, list[str]]:
+    """An asker and an oracle on ``client``, and the ids of ``count`` consultations, oldest first."""
+    asker = await client.register(name="asker", handle_turns=False)
+    await client.register(FunctionAgent(lambda turn: "42", name="oracle"))
+    done = []
+    for n in range(count):
+        channel = await asker.open("consulting", "oracle", first=f"question {n}")
+        await channel.wait_closed(timeout=5 * TIME_UNIT)
+        done.append(channel.id)
+    return asker, done
+
+
 async def test_hub_channels_lists_closed_channels_that_left_memory_and_pages(
     hub: Hub, client: HubClient
 ) -> None:
     hub.channels.keep_closed = 1
-    asker = await client.register(name="asker", handle_turns=False)
-    await client.register(FunctionAgent(lambda turn: "42", name="oracle"))
-    done = []
-    for n in range(4):
-        channel = await asker.open("consulting", "oracle", first=f"question {n}")
-        await channel.wait_closed(timeout=5 * TIME_UNIT)
-        done.append(channel.id)
+    asker, done = await consultations(client, 4)
     talk = await asker.open("conversation", "oracle")
     await wait_until(lambda: hub.channels.find(done[1]) is None, what="older consultations leaving memory")
     newest_first = [talk.id, *done[::-1]]
@@ -123,11 +130,7 @@ async def test_hub_channels_says_where_to_go_on_when_its_scan_bound_stops_it(
     hub: Hub, client: HubClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hub.channels.keep_closed = 0
-    asker = await client.register(name="asker", handle_turns=False)
-    await client.register(FunctionAgent(lambda turn: "42", name="oracle"))
-    for n in range(4):
-        channel = await asker.open("consulting", "oracle", first=f"question {n}")
-        await channel.wait_closed(timeout=5 * TIME_UNIT)
+    await consultations(client, 4)
     monkeypatch.setattr(_ops_admin, "_SCAN_PAGE", 1)
     monkeypatch.setattr(_ops_admin, "MAX_SCANNED", 2)
     # Nothing matches, but only 2 stored channels were read: the answer says where to go on.
@@ -146,13 +149,7 @@ async def test_a_channel_leaving_memory_while_hub_channels_reads_the_store_is_li
     hub: Hub, client: HubClient
 ) -> None:
     hub.channels.keep_closed = 100
-    asker = await client.register(name="asker", handle_turns=False)
-    await client.register(FunctionAgent(lambda turn: "42", name="oracle"))
-    done = []
-    for n in range(3):
-        channel = await asker.open("consulting", "oracle", first=f"question {n}")
-        await channel.wait_closed(timeout=5 * TIME_UNIT)
-        done.append(channel.id)
+    asker, done = await consultations(client, 3)
     for cid in done:
         await wait_until(lambda c=cid: hub.delivery.cursor(asker.agent_id, c) is not None)
     scan = hub.store.scan_channels

@@ -34,38 +34,23 @@ class HubViews:
         return as_type(list[AgentInfo], raw)  # type: ignore[no-any-return]
 
     async def hub_channels(
-        self,
-        *,
-        state: str | None = None,
-        type: str | None = None,
-        agent: str | None = None,
-        limit: int = 50,
-        before: str | None = None,
+        self, *, limit: int = 50, before: str | None = None, **filters: str | None
     ) -> list[ChannelMetadata]:
-        """Every channel on the hub, newest first, closed ones that left the hub's memory too;
-        filter by state, channel type, participant (name or id). ``before``: only channel ids
-        below it (the last one of the previous page)."""
-        params = {"state": state, "type": type, "agent": agent, "limit": limit, "before": before}
-        return as_type(list[ChannelMetadata], await self.request("hub_channels", params))  # type: ignore[no-any-return]
+        """Every channel on the hub, newest first, closed ones that left the hub's memory too.
+        ``filters``: ``state``, ``type`` (channel type), ``agent`` (a participant's name or id);
+        ``before``: only channel ids below it (the last one of the previous page)."""
+        return (await self.hub_channels_page(limit=limit, before=before, **filters))[0]
 
     async def hub_channels_page(
-        self,
-        *,
-        state: str | None = None,
-        type: str | None = None,
-        agent: str | None = None,
-        limit: int = 50,
-        before: str | None = None,
+        self, *, limit: int = 50, before: str | None = None, **filters: str | None
     ) -> tuple[list[ChannelMetadata], str | None]:
         """:meth:`hub_channels`, and the ``before`` of the next page (None: there is none)."""
-        params = {
-            "state": state,
-            "type": type,
-            "agent": agent,
-            "limit": limit,
-            "before": before,
-            "page": True,
-        }
+        unknown = set(filters) - {"state", "type", "agent"}
+        if unknown:
+            raise TypeError(
+                f"hub_channels filters are state, type and agent, not {', '.join(sorted(unknown))}"
+            )
+        params = {**filters, "limit": limit, "before": before, "page": True}
         raw = await self.request("hub_channels", params)
         return as_type(list[ChannelMetadata], raw["channels"]), raw["before"]
 
