@@ -21,6 +21,8 @@ NAMES = ("alice", "bob", "carol")
 PAIRS = {"ab": ("alice", "bob"), "bc": ("bob", "carol"), "ca": ("carol", "alice")}
 SNAPSHOT_EVERY = 25
 """Small, so kills land around snapshots too."""
+KEEP_CLOSED = 2
+"""Small, so closed channels leave memory and retire in the store under fire too."""
 LIFETIME = 30.0
 STEP_TIMEOUT = 10.0
 
@@ -127,7 +129,7 @@ async def churn(agents: dict[str, AgentClient]) -> None:
 async def main(path: str, seed: int) -> None:
     rng = random.Random(seed)
     store = await SqliteStore.open(path, durability="full")
-    hub = Hub(store, invite_ack_timeout=5.0, snapshot_every=SNAPSHOT_EVERY)
+    hub = Hub(store, invite_ack_timeout=5.0, snapshot_every=SNAPSHOT_EVERY, keep_closed=KEEP_CLOSED)
     async with hub, HubClient(LocalLink(hub)) as client:
         agents = await asyncio.wait_for(agents_of(hub, client), STEP_TIMEOUT)
         channels = await channels_of(hub, agents)

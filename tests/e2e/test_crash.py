@@ -50,6 +50,8 @@ from tests.conftest import TIME_UNIT
 from tests.hub._waiting import wait_until
 
 CHILD = Path(__file__).with_name("_crash_child.py")
+KEEP_CLOSED = 2
+"""As the child: closed channels beyond it retire."""
 NAMES = ("alice", "bob", "carol")
 KILLS = 12
 FIRST_LINE_TIMEOUT = 30 * TIME_UNIT
@@ -176,11 +178,16 @@ async def test_kill_9_at_random_moments_loses_nothing_and_resumes_exactly(tmp_pa
     assert len(reported) >= 10 * KILLS, where
     assert len(set(reported)) == len(reported), where
 
-    async with Hub(await SqliteStore.open(db), invite_ack_timeout=3600) as hub:
+    async with Hub(await SqliteStore.open(db), invite_ack_timeout=3600, keep_closed=KEEP_CLOSED) as hub:
         store = hub.store
         stored = {m.channel_id: m for m in await store.load_channels()}
-        wal = {channel_id: await read_all(store, channel_id) for channel_id in stored}
+        # Retired channels (closed, acked by every participant, out of memory): not loaded at start.
+        retired = {
+            m.channel_id: m for m in await store.scan_channels(limit=10**6) if m.channel_id not in stored
+        }
+        wal = {channel_id: await read_all(store, channel_id) for channel_id in [*stored, *retired]}
         cursors = await store.load_cursors()
+        assert retired, f"no channel retired: the kills came too early to test it {where}"
 
         # Every post that returned an id is in its channel's WAL, exactly once.
         ids = {c: Counter(e.envelope_id for e in envelopes) for c, envelopes in wal.items()}
@@ -195,8 +202,15 @@ async def test_kill_9_at_random_moments_loses_nothing_and_resumes_exactly(tmp_pa
             for channel_id, envelope_id in run:
                 newest[channel_id] = max(newest.get(channel_id, ""), envelope_id)
 
+        # A retired channel's record is final and says what its WAL says; nothing of it is due.
+        for channel_id, meta in retired.items():
+            assert meta.is_terminal(), where
+            check_lifecycle(meta, wal[channel_id])
+            assert not any(c == channel_id for _, c in cursors), where
+            assert hub.channels.find(channel_id) is None, where
         # Channel state and lifecycle agree with the WAL (and the stored record with memory).
-        for channel_id, envelopes in wal.items():
+        for channel_id in stored:
+            envelopes = wal[channel_id]
             record = hub.channels.get(channel_id)
             state = record.adapter.initial_state(record.metadata)
             for envelope in envelopes:
@@ -211,7 +225,8 @@ async def test_kill_9_at_random_moments_loses_nothing_and_resumes_exactly(tmp_pa
         expected: dict[str, dict[str, list[str]]] = {}
         for name, agent_id in agent_ids.items():
             expected[name] = {}
-            for channel_id, envelopes in wal.items():
+            for channel_id in stored:
+                envelopes = wal[channel_id]
                 if agent_id not in stored[channel_id].participant_ids():
                     continue
                 cursor = cursors.get((agent_id, channel_id), "")
@@ -220,9 +235,9 @@ async def test_kill_9_at_random_moments_loses_nothing_and_resumes_exactly(tmp_pa
                     expected[name][channel_id] = [e.envelope_id for e in due]
             substantive = sum(
                 not is_bypass_event(e.event_type)
-                for c, envelopes in wal.items()
+                for c in stored
                 if agent_id in stored[c].participant_ids()
-                for e in envelopes
+                for e in wal[c]
                 if e.envelope_id > cursors.get((agent_id, c), "") and addressed_to(e, agent_id)
             )
             assert hub.governance.inbox.count(agent_id) == substantive, f"{name} {where}"
