@@ -89,12 +89,16 @@ async def consultations(client: HubClient, count: int) -> tuple[AgentClient, lis
     """An asker and an oracle on ``client``, and the ids of ``count`` consultations, oldest first."""
     asker = await client.register(name="asker", handle_turns=False)
     await client.register(FunctionAgent(lambda turn: "42", name="oracle"))
+    return asker, await consultations_of(asker, count)
+
+
+async def consultations_of(asker: AgentClient, count: int) -> list[str]:
     done = []
     for n in range(count):
         channel = await asker.open("consulting", "oracle", first=f"question {n}")
         await channel.wait_closed(timeout=5 * TIME_UNIT)
         done.append(channel.id)
-    return asker, done
+    return done
 
 
 async def test_hub_channels_lists_closed_channels_that_left_memory_and_pages(
@@ -130,9 +134,22 @@ async def test_hub_channels_says_where_to_go_on_when_its_scan_bound_stops_it(
     hub: Hub, client: HubClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hub.channels.keep_closed = 0
-    await consultations(client, 4)
+    asker, done = await consultations(client, 1)
+    talk = await asker.open("conversation", "oracle")  # open, so in memory, and older than the rest
+    done += await consultations_of(asker, 3)
+    everything = [m.channel_id for m in await client.hub_channels()]
+    assert everything == [*done[:0:-1], talk.id, done[0]]
     monkeypatch.setattr(_ops_admin, "_SCAN_PAGE", 1)
     monkeypatch.setattr(_ops_admin, "MAX_SCANNED", 2)
+    # Every channel once, in order, whatever the bound cuts: the in-memory one is not repeated.
+    seen: list[str] = []
+    before: str | None = None
+    while True:
+        metas, before = await client.hub_channels_page(before=before)
+        seen += [m.channel_id for m in metas]
+        if before is None:
+            break
+    assert seen == everything
     # Nothing matches, but only 2 stored channels were read: the answer says where to go on.
     metas, before = await client.hub_channels_page(type="discussion")
     assert metas == []
@@ -142,7 +159,7 @@ async def test_hub_channels_says_where_to_go_on_when_its_scan_bound_stops_it(
         metas, before = await client.hub_channels_page(type="discussion", before=before)
         assert metas == []
         pages += 1
-    assert pages == 3  # 4 consultations, 2 per request, then the end
+    assert pages == 3  # 5 channels stored, 2 read per request, then the end
 
 
 async def test_a_channel_leaving_memory_while_hub_channels_reads_the_store_is_listed_once(

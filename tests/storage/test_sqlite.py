@@ -462,6 +462,17 @@ async def test_a_retired_channel_is_read_from_the_file_whatever_comes_after(tmp_
     await reopened.aclose()
 
 
+async def test_a_retired_channel_leaves_nothing_in_the_store_s_memory(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "hub.db")
+    await store.put_channel(channel("c1", ChannelState.CLOSED))
+    await asyncio.gather(*(store.append(text("c1", n)) for n in range(3)))
+    await store.retire_channel("c1", [], [])
+    assert store._recent.newest("c1") is None  # no tail, no floor: reads go to the file
+    assert "c1" not in store._last_ids
+    assert len(await store.read_wal("c1")) == 3
+    await store.aclose()
+
+
 async def test_an_append_committing_after_the_retirement_does_not_hide_older_envelopes(
     tmp_path: Path,
 ) -> None:

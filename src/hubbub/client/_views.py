@@ -44,7 +44,8 @@ class HubViews:
     async def hub_channels_page(
         self, *, limit: int = 50, before: str | None = None, **filters: str | None
     ) -> tuple[list[ChannelMetadata], str | None]:
-        """:meth:`hub_channels`, and the ``before`` of the next page (None: there is none)."""
+        """:meth:`hub_channels`, and the ``before`` of the next page: set whenever this page is full
+        or the hub's scan bound stopped it (None: there are no more)."""
         unknown = set(filters) - {"state", "type", "agent"}
         if unknown:
             raise TypeError(

@@ -32,8 +32,8 @@ __all__ = ["MAX_LIMIT", "audit_query", "hub_agents", "hub_channels", "hub_wal"]
 MAX_LIMIT = 10_000
 """The most records one call returns; page for more."""
 MAX_SCANNED = 100_000
-"""Most stored channels one ``hub_channels`` request reads past those in memory: a rare filter
-over a long history may return fewer than ``limit``, and (with ``page``) where to go on."""
+"""About how many stored channels (those in memory too) one ``hub_channels`` request reads: a
+rare filter over a long history may return fewer than ``limit``, and (with ``page``) where to go on."""
 _SCAN_PAGE = 1000
 
 _STATES = ", ".join(s.value for s in ChannelState)
@@ -91,7 +91,8 @@ async def hub_channels(session: Session, p: dict[str, Any]) -> list[ChannelMetad
     """Channels of the whole hub by id from the newest, filtered by state, type and participant:
     those in memory and the older ones the store keeps (closed channels that left memory).
     ``before`` (a channel id) keeps those below it; with ``page`` the result is
-    ``{"channels": [...], "before": <the id to pass for the next page, or None at the end>}``."""
+    ``{"channels": [...], "before": <the id to pass for the next page>}``, set whenever the page is
+    full or the scan bound stopped it (None: no more)."""
     _require_viewer(session, "hub_channels")
     hub = session.hub
     state = opt_str(p, "state") or None
@@ -123,6 +124,8 @@ async def hub_channels(session: Session, p: dict[str, Any]) -> list[ChannelMetad
         # Stored ones below the limit-th found in memory could not make this page.
         floor = metas[limit - 1].channel_id if len(metas) >= limit else None
         stored, more = await _stored_channels(session, wanted, known, before, floor, limit)
+        if more is not None:  # the scan stopped at ``more``: what is below it belongs to the next page
+            metas = [m for m in metas if m.channel_id >= more]
         metas = sorted([*metas, *stored], key=_id, reverse=True)
     found = metas[:limit]
     if len(found) == limit and found:

@@ -82,9 +82,9 @@ class Channels:
         self._records: dict[str, ChannelRecord] = {}
         self._by_agent: dict[str, set[str]] = {}
         self._closed: OrderedDict[str, None] = OrderedDict()
+        """Terminal channels still in memory, the longest closed first."""
         self._on_commit: dict[asyncio.Future[None], list[tuple[Accepted, asyncio.Future[str]]]] = {}
         """Posts without lifecycle effects waiting for their commit, per commit, in post order."""
-        """Terminal channels still in memory, the longest closed first."""
         self.keep_closed = KEEP_CLOSED
         self.crowded: Callable[[], None] | None = None
         """Called when a close settles with more than :attr:`keep_closed` closed channels in

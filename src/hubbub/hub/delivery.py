@@ -74,7 +74,7 @@ class Delivery:
         return self._cursors.get((agent_id, channel_id))
 
     def forget(self, agent_id: str, channel_id: str) -> None:
-        """Drop a cursor kept in memory (the channel left memory; the store keeps it)."""
+        """Drop a cursor kept in memory (the channel left memory, and the store retires it)."""
         self._cursors.pop((agent_id, channel_id), None)
 
     def ack(self, agent_id: str, channel_id: str, envelope_id: str) -> bool:

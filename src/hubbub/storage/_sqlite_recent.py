@@ -77,6 +77,13 @@ class RecentEnvelopes:
         if channel_id not in self._tails:
             self._floors.setdefault(channel_id, first_id)
 
+    def newest(self, channel_id: str) -> str | None:
+        """The newest committed id this cache knows of the channel (its tail's, or its floor), or None."""
+        tail = self._tails.get(channel_id)
+        if tail is not None:
+            return tail.ids[-1] if tail.ids else tail.floor
+        return self._floors.get(channel_id)
+
     def forget(self, channel_id: str) -> None:
         """Drop the channel (it takes no more envelopes): its reads go to SQLite."""
         tail = self._tails.pop(channel_id, None)

@@ -1,6 +1,6 @@
 """Opening a hubbub SQLite database: its lock file, file checks, pragmas, schema migrations, SQL text.
 
-Everything here runs once, at open, on the caller's thread. A file that is not
+Everything here runs at open (and the lock's release at close), on the caller's thread. A file that is not
 a SQLite database, that SQLite finds damaged, that another program created, or
 that a newer hubbub wrote, raises :class:`StorageError` naming the path, what
 is wrong and what to do; hubbub never serves data it cannot trust.

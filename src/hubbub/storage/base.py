@@ -90,7 +90,7 @@ class Store(abc.ABC):
     def retire_channel(
         self, channel_id: str, agent_ids: Iterable[str], keys: Iterable[str]
     ) -> Awaitable[None] | None:
-        """A closed channel every participant acked and the hub no longer keeps in memory: it
+        """A closed channel every registered participant acked and the hub no longer keeps in memory: it
         takes no more envelopes or cursors. Its metadata and WAL stay readable (:meth:`get_channel`,
         :meth:`read_wal`, ...) but :meth:`load_channels` leaves it out, the cursors of ``agent_ids``
         on it are deleted and so are ``keys`` (its keyed state), all in one commit, so a hub

@@ -226,8 +226,11 @@ class SqliteStore(Store):
         row = (channel_id, tuple(agent_ids), tuple(_key(k) for k in keys))
         durable = self._batches.place(RETIRE, row, defer=True).future
         last = self._last_ids.pop(channel_id, None)
+        committed = self._recent.newest(channel_id)
         self._recent.forget(channel_id)
-        if last:  # an append placed before but committed after must not start a trusted tail
+        if last and (committed is None or last > committed):
+            # An append placed before but not committed yet (the hub retires none such): its
+            # tail must not claim the channel's whole WAL.
             self._recent.distrust(channel_id, last)
         self._any_retired = True
         return durable
