@@ -115,6 +115,16 @@ async def test_a_channel_with_deliveries_due_stays_in_memory(hub: Hub, client: H
     assert hub.channels.find(talk.id) is not None  # bob has it to replay on re-attach
 
 
+async def test_a_closed_channel_leaves_memory_once_acked_even_if_nothing_else_closes(
+    hub: Hub, client: HubClient
+) -> None:
+    hub.channels.keep_closed = 0
+    asker = await client.register(name="asker", handle_turns=False)
+    await client.register(FunctionAgent(lambda turn: "42", name="oracle"))
+    [only] = await consult(asker, 1)  # its acks come after its close: the close alone cannot let it go
+    await settled(hub, only.id)
+
+
 async def test_a_restarted_hub_keeps_only_the_newest_closed_channels(tmp_path: Path) -> None:
     db = tmp_path / "hub.db"
     async with Hub(await SqliteStore.open(db), keep_closed=1) as hub, HubClient(LocalLink(hub)) as client:

@@ -120,6 +120,12 @@ class Channels:
         assert metadata is not None
         return metadata
 
+    def acked_to_the_end(self, record: ChannelRecord) -> None:
+        """A participant acked a closed channel to its end: if closed channels crowd memory, look
+        for some to leave now (else it would wait for the next close, however quiet the hub)."""
+        if record.ended and len(self._closed) > self.keep_closed and self.crowded is not None:
+            self.crowded()
+
     def evict_closed(self, may_leave: Callable[[ChannelRecord], bool]) -> list[ChannelRecord]:
         """Let the longest-closed channels beyond :attr:`keep_closed` leave memory, those
         ``may_leave`` allows (the others are looked at again later); the ones that left."""

@@ -387,7 +387,8 @@ class Hub(IdentityApi, DelegationApi):
 
     def acked(self, agent_id: str, channel_id: str, envelope_id: str) -> None:
         """:meth:`ack`, at once (the cursor is written with the next commit)."""
-        if self.channels.find(channel_id) is None:
+        channel = self.channels.find(channel_id)
+        if channel is None:
             return  # it left memory once every cursor had passed its end: this ack is old news
         self.redelivery.acked(agent_id, channel_id, envelope_id)
         if self.delivery.ack(agent_id, channel_id, envelope_id):
@@ -397,6 +398,8 @@ class Hub(IdentityApi, DelegationApi):
             # Not awaited: the cursor may wait to commit with the next envelope (a crash before
             # then means a redelivery, which at-least-once allows).
             self.store.place_cursor(agent_id, channel_id, envelope_id)
+            if channel.closing_id is not None and envelope_id >= channel.closing_id:
+                self.channels.acked_to_the_end(channel)  # it may leave memory now
 
     def nack(self, agent_id: str, channel_id: str, envelope_id: str, reason: str = "") -> None:
         """``agent_id`` could not process ``envelope_id`` (its turn failed): it is redelivered with
