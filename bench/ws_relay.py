@@ -1,6 +1,8 @@
 """Agent A -> hub -> agent B over WebSocket: hubbub (SQLite WAL on) vs a bare ``websockets`` relay.
 
-Run: ``.venv/bin/python bench/ws_relay.py [--quick] [--json] [--profile] [--no-pin]``.
+Run: ``.venv/bin/python bench/ws_relay.py [--quick] [--json] [--profile] [--no-pin]
+[--durability full|normal|off]`` (the hub's durability; "full", the default of ``hubbub serve``,
+unless told otherwise).
 
 Workload (printed with the results):
 
