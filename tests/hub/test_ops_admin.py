@@ -83,6 +83,10 @@ async def test_hub_channels_filters_and_orders_newest_first(client: HubClient) -
         await client.hub_channels(state="open")
     with pytest.raises(NotFoundError, match="nobody"):
         await client.hub_channels(agent="nobody")
+    with pytest.raises(ProtocolError, match="param 'page'"):
+        await client.request("hub_channels", {"page": "yes"})
+    with pytest.raises(ProtocolError, match="param 'before' must be a string"):
+        await client.request("hub_channels", {"before": 7})
 
 
 async def consultations(client: HubClient, count: int) -> tuple[AgentClient, list[str]]:

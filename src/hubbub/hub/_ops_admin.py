@@ -22,7 +22,7 @@ from ..model.audit import AuditRecord
 from ..model.channel import ChannelMetadata, ChannelState
 from ..model.envelope import Envelope
 from ..model.identity import AgentInfo
-from ._params import count, opt_str, req_str
+from ._params import count, opt_bool, opt_str, req_str
 
 if TYPE_CHECKING:
     from .session import Session
@@ -103,9 +103,7 @@ async def hub_channels(session: Session, p: dict[str, Any]) -> list[ChannelMetad
     agent_id = (hub.registry.get(agent).passport.agent_id or "") if agent else None
     limit = _limit(p, 50, "before")
     before = opt_str(p, "before") or None
-    paged = p.get("page", False)
-    if not isinstance(paged, bool):
-        raise ProtocolError(f"param 'page' must be true or false, got {paged!r}")
+    paged = opt_bool(p, "page")
 
     def wanted(meta: ChannelMetadata) -> bool:
         return (
@@ -115,12 +113,12 @@ async def hub_channels(session: Session, p: dict[str, Any]) -> list[ChannelMetad
             and (agent_id is None or agent_id in meta.participant_ids())
         )
 
-    in_memory = hub.channels.all()
-    known = {r.id for r in in_memory}  # now: one that leaves memory during the scan is not listed twice
-    records = hub.channels.of_agent(agent_id) if agent_id else in_memory
+    records = hub.channels.of_agent(agent_id) if agent_id else hub.channels.all()
     metas = sorted((r.metadata for r in records if wanted(r.metadata)), key=_id, reverse=True)
     more: str | None = None
-    if state is None or ChannelState(state).is_terminal:
+    if state is None or ChannelState(state).is_terminal:  # only closed ones leave memory
+        # In memory now: one that leaves memory during the scan is not listed twice.
+        known = {r.id for r in hub.channels.all()}
         # Stored ones below the limit-th found in memory could not make this page.
         floor = metas[limit - 1].channel_id if len(metas) >= limit else None
         stored, more = await _stored_channels(session, wanted, known, before, floor, limit)

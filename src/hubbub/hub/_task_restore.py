@@ -70,11 +70,8 @@ async def _resume(delegations: Delegations, task: DelegatedTask) -> None:
             return
         # Closed, acked by everyone and retired while the task was being handed on (its record
         # names the old channel until the next one opens): hand it on again.
-        if from_iso(task.deadline_at) <= time.time():
-            await delegations.expire(tid)
-            return
-        delegations.arm(task)
-        await attempts.next(tid, "its channel had closed when the hub restarted")
+        if await _rearmed(delegations, task):
+            await attempts.next(tid, "its channel had closed when the hub restarted")
         return
     worker_id = next((p for p in record.participants if p != task.requester_id), "")
     attempt = Attempt(tid, worker_id, record)
@@ -89,10 +86,8 @@ async def _resume(delegations: Delegations, task: DelegatedTask) -> None:
     if reply is not None:
         attempts.finish(attempt, reply)
         return
-    if from_iso(task.deadline_at) <= time.time():
-        await delegations.expire(tid)
+    if not await _rearmed(delegations, task):
         return
-    delegations.arm(task)
     if record.metadata.is_terminal():
         attempts.end(attempt)
         why = attempts.why_closed(attempt, record.metadata.close_reason)
@@ -101,3 +96,12 @@ async def _resume(delegations: Delegations, task: DelegatedTask) -> None:
         records.spawn(attempts.run(attempt))
     else:
         attempts.advance(attempt, "IN_PROGRESS")
+
+
+async def _rearmed(delegations: Delegations, task: DelegatedTask) -> bool:
+    """Re-arm the task's TTL; False if it passed while the hub was down (the task timed out)."""
+    if from_iso(task.deadline_at) <= time.time():
+        await delegations.expire(task.task_id)
+        return False
+    delegations.arm(task)
+    return True

@@ -88,7 +88,6 @@ Accepted = tuple[
     bool,  # bypass
     list[str] | None,  # skip
     Followups | None,  # followups (None: the channel's metadata did not change)
-    Awaitable[None] | None,  # placed: the changed metadata's write
 ]
 """An envelope :meth:`Channels.accept` ed (appended and folded), not yet delivered (a plain
 tuple: it is made on every post)."""

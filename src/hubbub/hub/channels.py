@@ -123,7 +123,11 @@ class Channels:
     def acked_to_the_end(self, record: ChannelRecord) -> None:
         """A participant acked a closed channel to its end: if closed channels crowd memory, look
         for some to leave now (else it would wait for the next close, however quiet the hub)."""
-        if record.ended and len(self._closed) > self.keep_closed and self.crowded is not None:
+        if record.ended:
+            self._look_for_leavers()
+
+    def _look_for_leavers(self) -> None:
+        if len(self._closed) > self.keep_closed and self.crowded is not None:
             self.crowded()
 
     def evict_closed(self, may_leave: Callable[[ChannelRecord], bool]) -> list[ChannelRecord]:
@@ -284,12 +288,12 @@ class Channels:
             raise
         if followups is not None:
             self.update(record)
-        return record, stamped, durable, sender, recipients, bypass, skip, followups, None
+        return record, stamped, durable, sender, recipients, bypass, skip, followups
 
     async def complete(self, accepted: Accepted) -> str:
         """Once the :meth:`accept` ed envelope is durable: deliver it and settle its effects;
         returns its id."""
-        record, stamped, durable, _, _, _, _, followups, placed = accepted
+        record, stamped, durable, _, _, _, _, followups = accepted
         if durable is not None:
             try:
                 await durable
@@ -298,12 +302,12 @@ class Channels:
                 raise
         self._hand_over(accepted)
         if followups is not None:
-            await self.settle(record, followups, placed)
+            await self.settle(record, followups, None)  # (its metadata change is deferred)
         return stamped.envelope_id
 
     def _hand_over(self, accepted: Accepted) -> None:
         """Deliver an accepted envelope that is durable, and tell the listeners."""
-        record, stamped, _, sender, recipients, bypass, skip, _, _ = accepted
+        record, stamped, _, sender, recipients, bypass, skip, _ = accepted
         try:
             self._dispatcher.deliver(stamped, sender, recipients, substantive=not bypass, skip=skip)
         finally:
@@ -488,5 +492,4 @@ class Channels:
             await self.complete(first)
         if meta.is_terminal() and not record.ended:
             record.ended = True  # its close is durable and delivered
-            if len(self._closed) > self.keep_closed and self.crowded is not None:
-                self.crowded()
+            self._look_for_leavers()
