@@ -267,8 +267,10 @@ def damage_truncate(path: Path) -> None:
         f.truncate(path.stat().st_size // 2)
 
 
-def damage_and_start(db: Path, damage: Callable[[Path], None]) -> subprocess.CompletedProcess[str]:
-    assert not Path(f"{db}-wal").exists()
+def damage_and_start(
+    db: Path, damage: Callable[[Path], None], *, wal: bool = False
+) -> subprocess.CompletedProcess[str]:
+    assert Path(f"{db}-wal").exists() == wal
     damage(db)
     return subprocess.run(
         [sys.executable, str(CHILD), str(db), "0"],
@@ -293,3 +295,19 @@ async def test_a_damaged_database_is_refused_with_its_name(
     assert "hubbub.errors.StorageError: cannot open hubbub database " + str(db) in child.stderr
     with pytest.raises(StorageError, match="^cannot open hubbub database " + re.escape(str(db))):
         await SqliteStore.open(db)
+
+
+def test_an_emptied_database_is_refused_and_the_log_a_kill_left_kept(tmp_path: Path) -> None:
+    # After a kill -9 most of what was acked lives in hub.db-wal; a hub.db emptied since (a
+    # botched copy, a full disk) must not open as a new database, which would delete that log.
+    db = tmp_path / "hub.db"
+    runs = crash_repeatedly(db, tmp_path, 1, random.Random(2))
+    assert runs[0]
+    wal = Path(f"{db}-wal")
+    size = wal.stat().st_size
+    assert size > 0
+    child = damage_and_start(db, lambda path: path.write_bytes(b""), wal=True)
+    assert child.returncode == 1
+    assert "POSTED" not in child.stdout
+    assert f"cannot open hubbub database {db}: it is empty but its write-ahead log" in child.stderr
+    assert wal.stat().st_size == size

@@ -562,6 +562,29 @@ async def test_a_file_truncated_inside_the_header_is_refused(tmp_path: Path) -> 
     assert str(path) in str(caught.value)
 
 
+async def test_an_empty_file_beside_a_write_ahead_log_is_refused_and_the_log_kept(tmp_path: Path) -> None:
+    # After a kill -9 most of the data is in hub.db-wal: opening an emptied hub.db as a new
+    # database would make SQLite delete that log.
+    path = tmp_path / "hub.db"
+    await fill(path, 10)
+    wal = tmp_path / "hub.db-wal"
+    wal.write_bytes(random.Random(5).randbytes(8192))  # stands for the log a kill -9 left
+    path.write_bytes(b"")
+    with pytest.raises(StorageError, match="empty but its write-ahead log") as caught:
+        SqliteStore(path)
+    assert str(path) in str(caught.value)
+    assert wal.stat().st_size > 0
+    assert path.stat().st_size == 0
+
+
+async def test_an_empty_file_alone_is_a_new_database(tmp_path: Path) -> None:
+    path = tmp_path / "hub.db"
+    path.write_bytes(b"")
+    store = await SqliteStore.open(path)
+    await store.aclose()
+    assert path.stat().st_size > 0
+
+
 def test_a_file_that_is_not_a_database_is_refused_and_left_alone(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     path.write_text("these are my notes, not a database\n" * 20)
@@ -598,6 +621,16 @@ async def test_one_store_per_file(tmp_path: Path) -> None:
     await first.aclose()
     second = await SqliteStore.open(path)
     await second.aclose()
+
+
+async def test_one_store_per_file_through_a_symlink_too(tmp_path: Path) -> None:
+    path = tmp_path / "hub.db"
+    alias = tmp_path / "alias.db"
+    alias.symlink_to(path)
+    first = await SqliteStore.open(path)
+    with pytest.raises(StorageError, match="has it open"):
+        SqliteStore(alias)
+    await first.aclose()
 
 
 # the hub on SqliteStore

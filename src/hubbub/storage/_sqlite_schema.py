@@ -270,7 +270,16 @@ def _check_header(path: str) -> None:
     except OSError as exc:
         raise _fail(path, f"cannot read it ({exc.strerror})", "Check the path and its permissions") from exc
     if not header:
-        return  # an empty file: SQLite makes it a new database
+        # An empty file: SQLite makes it a new database, and would delete a log left beside it.
+        wal = _size(f"{path}-wal")
+        if wal:
+            raise _fail(
+                path,
+                f"it is empty but its write-ahead log {path}-wal holds {wal} bytes (the file was "
+                "truncated or replaced after the hub stopped)",
+                _RESTORE,
+            )
+        return
     if not header.startswith(_MAGIC):
         raise _fail(
             path,
@@ -279,6 +288,13 @@ def _check_header(path: str) -> None:
         )
     if len(header) < 100:
         raise _fail(path, f"it is truncated ({len(header)} bytes, shorter than a SQLite header)", _RESTORE)
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def connect(path: str, durability: Durability) -> sqlite3.Connection:
@@ -376,11 +392,14 @@ def _sync_directory(path: str) -> None:
 
 
 def lock_file(path: str) -> int | None:
-    """Hold ``<path>-lock`` exclusively for the store's lifetime (the OS drops it if the process dies)."""
+    """Hold ``<path>-lock`` exclusively for the store's lifetime (the OS drops it if the process dies).
+
+    ``path`` with symlinks resolved: a store opened through a link to another's file is refused too.
+    """
     if sys.platform == "win32":
         return None
     try:
-        fd = os.open(f"{path}-lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(f"{os.path.realpath(path)}-lock", os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
         raise StorageError(
             f"cannot open hubbub database {path}: cannot create its lock file ({exc.strerror}); "
