@@ -239,9 +239,9 @@ async def test_on_a_hub_with_keys_whole_hub_views_need_an_authenticated_connecti
     async with Hub(auth=auth) as hub, serve_ws(hub) as server, HubClient(WsLink(server.url)) as anonymous:
         assert await anonymous.hub_agents() == []  # open, like list_agents
         assert (await anonymous.hub_status())["agents"] == 0
-        for op in ("hub_channels", "audit_query", "hub_wal"):
+        for op in ("hub_channels", "audit_query", "hub_wal", "task_list", "task_status", "task_wait"):
             with pytest.raises(AuthError, match="register or attach an agent") as err:
-                await anonymous.request(op, {"channel_id": "x"})
+                await anonymous.request(op, {"channel_id": "x", "task_id": "t"})
             assert err.value.reason == "not_authenticated"
         passport = Passport(name="ops", auth=AuthBlock(scheme="api_key", claim={"api_key": KEY}))
         await anonymous.register(passport=passport, handle_turns=False)

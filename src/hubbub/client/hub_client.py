@@ -90,6 +90,7 @@ class HubClient(HubViews):
                 "name": client.name,
                 "auth_scheme": auth.scheme,
                 "auth_claim": auth.claim,
+                "hold": True,  # new envelopes wait for the replay below: nothing overtakes the backlog
             }
             if client.handle_turns:
                 params["push_turns"] = True
@@ -196,6 +197,8 @@ class HubClient(HubViews):
             params.update(auth_scheme=auth.scheme, auth_claim=auth.claim)
         if handle_turns and agent is not None:
             params["push_turns"] = True
+        if since_envelope_id is not None:
+            params["hold"] = True  # new envelopes wait for the replay: nothing overtakes the backlog
         passport = as_type(Passport, await self.request("attach", params))
         if auth is not None:
             self._auth[passport.agent_id] = auth
@@ -275,7 +278,8 @@ class HubClient(HubViews):
             raise UsageError(
                 f"{name!r} is registered as kind {known.effective_kind!r}, not 'human'; use attach() for it"
             )
-        passport = as_type(Passport, await self.request("attach", {"name": name}))
+        params = {"name": name, "hold": since_envelope_id is not None}
+        passport = as_type(Passport, await self.request("attach", params))
         human = self._adopt(
             HumanClient(self, passport, auto_ack_invites=auto_ack_invites, max_queued=max_queued)
         )

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ProtocolError
 from ..model.delegation import DelegatedTask
+from ._ops_admin import require_viewer
 from ._params import opt_str, req_str
 
 if TYPE_CHECKING:
@@ -58,10 +59,12 @@ async def delegate(session: Session, p: dict[str, Any]) -> DelegatedTask:
 
 
 async def task_status(session: Session, p: dict[str, Any]) -> DelegatedTask:
+    require_viewer(session, "task_status")
     return session.hub.get_task(req_str(p, "task_id"))
 
 
 async def task_wait(session: Session, p: dict[str, Any]) -> DelegatedTask:
+    require_viewer(session, "task_wait")
     task_id = req_str(p, "task_id")
     timeout = _number(p, "timeout", 30.0)
     if timeout > MAX_WAIT:
@@ -72,6 +75,7 @@ async def task_wait(session: Session, p: dict[str, Any]) -> DelegatedTask:
 
 
 async def task_list(session: Session, p: dict[str, Any]) -> list[DelegatedTask]:
+    require_viewer(session, "task_list")
     return session.hub.list_tasks(
         state=opt_str(p, "state"),
         requester_id=opt_str(p, "requester_id"),

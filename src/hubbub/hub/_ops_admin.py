@@ -27,7 +27,7 @@ from ._params import count, opt_bool, opt_str, req_str
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["MAX_LIMIT", "audit_query", "hub_agents", "hub_channels", "hub_wal"]
+__all__ = ["MAX_LIMIT", "audit_query", "hub_agents", "hub_channels", "hub_wal", "require_viewer"]
 
 MAX_LIMIT = 10_000
 """The most records one call returns; page for more."""
@@ -39,7 +39,9 @@ _SCAN_PAGE = 1000
 _STATES = ", ".join(s.value for s in ChannelState)
 
 
-def _require_viewer(session: Session, op: str) -> None:
+def require_viewer(session: Session, op: str) -> None:
+    """On a hub that checks credentials, ``op`` (which shows what happens between agents) needs a
+    connection with an agent bound."""
     if session.trusted or session.bound or session.hub.auth.open:
         return
     raise AuthError(
@@ -93,7 +95,7 @@ async def hub_channels(session: Session, p: dict[str, Any]) -> list[ChannelMetad
     ``before`` (a channel id) keeps those below it; with ``page`` the result is
     ``{"channels": [...], "before": <the id to pass for the next page>}``, set whenever the page is
     full or the scan bound stopped it (None: no more)."""
-    _require_viewer(session, "hub_channels")
+    require_viewer(session, "hub_channels")
     hub = session.hub
     state = opt_str(p, "state") or None
     if state is not None and state not in ChannelState._value2member_map_:
@@ -163,7 +165,7 @@ async def _stored_channels(
 
 async def hub_wal(session: Session, p: dict[str, Any]) -> list[Envelope]:
     """Any channel's envelopes, oldest first: after ``since`` (at most ``limit``) or the last ``tail``."""
-    _require_viewer(session, "hub_wal")
+    require_viewer(session, "hub_wal")
     channel_id = req_str(p, "channel_id")
     await session.hub.fetch_channel(channel_id)  # not_found names it
     since = opt_str(p, "since") or None
@@ -179,7 +181,7 @@ async def hub_wal(session: Session, p: dict[str, Any]) -> list[Envelope]:
 
 async def audit_query(session: Session, p: dict[str, Any]) -> list[AuditRecord]:
     """Audit records, oldest first: the first ``limit`` matching, or with ``tail`` the latest."""
-    _require_viewer(session, "audit_query")
+    require_viewer(session, "audit_query")
     tail = p.get("tail", False)
     if not isinstance(tail, bool):
         raise ProtocolError(f"param 'tail' must be true or false, got {tail!r}")

@@ -433,29 +433,37 @@ class Hub(IdentityApi, DelegationApi):
     async def replay(self, agent_id: str, *, since: str | None = None) -> int:
         """Deliver again everything ``agent_id`` has not acked (past ``since`` too), per channel in order.
 
-        Paces itself on the endpoint's ``writable()`` (when it has one) so a long
-        backlog never overflows a connection's outbox.
+        New envelopes for it wait meanwhile (see :class:`~hubbub.hub.delivery.Holding`) and
+        follow their channel's backlog, so nothing reaches it out of order. Paces itself on the
+        endpoint's ``writable()`` (when it has one) so a long backlog never overflows a
+        connection's outbox.
         """
-        endpoint = self.delivery.endpoint_of(agent_id)
-        if endpoint is None:
+        holding = self.delivery.hold(agent_id)
+        if holding is None:
             return 0
+        endpoint = holding.endpoint
         writable = getattr(endpoint, "writable", None)
         chunk = max(1, int(getattr(endpoint, "outbox_size", 2000)) // 4)
         sent = 0
-        for record in self.channels.of_agent(agent_id):
-            cursor = self.delivery.cursor(agent_id, record.id)
-            start = max(filter(None, (cursor, since)), default=None)
-            while batch := await self.store.read_wal(record.id, since=start, limit=500):
-                for envelope in batch:
-                    if self.dispatcher.replayable(envelope, agent_id):
-                        endpoint.deliver(envelope, agent_id)
-                        sent += 1
-                        if writable is not None and sent % chunk == 0:
-                            await writable()
-                if len(batch) < 500:
-                    break
-                start = batch[-1].envelope_id
-                await asyncio.sleep(0)
+        try:
+            for record in self.channels.of_agent(agent_id):
+                cursor = self.delivery.cursor(agent_id, record.id)
+                start = last = max(filter(None, (cursor, since)), default=None)
+                while batch := await self.store.read_wal(record.id, since=start, limit=500):
+                    for envelope in batch:
+                        if self.dispatcher.replayable(envelope, agent_id):
+                            endpoint.deliver(envelope, agent_id)
+                            sent += 1
+                            if writable is not None and sent % chunk == 0:
+                                await writable()
+                    last = batch[-1].envelope_id
+                    if len(batch) < 500:
+                        break
+                    start = last
+                    await asyncio.sleep(0)
+                sent += holding.catch_up(record.id, last)
+        finally:
+            sent += self.delivery.release(holding)
         return sent
 
     def status(self) -> dict[str, Any]:

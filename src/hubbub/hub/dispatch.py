@@ -47,7 +47,7 @@ class Dispatcher:
     ) -> int:
         """Deliver to every admitted recipient; returns how many were handed to an endpoint."""
         sent = 0
-        endpoints = self._delivery.endpoints
+        endpoints, holdings = self._delivery.endpoints, self._delivery.holdings
         check_all = self._governance.has_custom_arbiters or skip is not None
         match = self._governance.rule_arbiter.globs.match
         for recipient in recipients:
@@ -61,7 +61,9 @@ class Dispatcher:
                 self._governance.count_pending(recipient, envelope)
             endpoint = endpoints.get(recipient_id)
             if endpoint is not None:
-                endpoint.deliver(envelope, recipient_id)
+                holding = holdings.get(recipient_id) if holdings else None
+                if holding is None or not holding.take(envelope):
+                    endpoint.deliver(envelope, recipient_id)
                 sent += 1
         return sent
 

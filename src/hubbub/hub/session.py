@@ -196,6 +196,8 @@ class Session:
             passport = await self.hub.authenticate(name, str(p.get("auth_scheme") or "none"), claim)
         assert passport.agent_id is not None
         self.bind(passport.agent_id, push_turns=push)
+        if _opt_bool(p, "hold"):  # a replay follows: new envelopes wait for it (hub/delivery.py)
+            self.hub.delivery.hold(passport.agent_id)
         return passport
 
     async def _replay(self, p: dict[str, Any]) -> int:

@@ -111,10 +111,19 @@ class Connection:
         self._enqueue(NotifyFrame(envelope, recipient_id, turn))
 
     async def writable(self) -> None:
-        """Wait until the outbox is at most half full: a replay paces itself on this."""
+        """Wait until the outbox is at most half full, or the connection is gone: a replay paces
+        itself on this (a hello's replay blocks the read loop, so the socket's end must wake it)."""
         while len(self.outbox) > self.outbox_size // 2 and not self.closing:
             self._roomy.clear()
-            await self._roomy.wait()
+            lost = self.ws.connection_lost_waiter
+            if lost.done():
+                self.closing = True
+                return
+            roomy = self._loop.create_task(self._roomy.wait())
+            try:
+                await asyncio.wait((roomy, lost), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                roomy.cancel()
 
     def _enqueue(self, item: bytes | NotifyFrame) -> None:
         if self.closing:
@@ -364,7 +373,12 @@ class Connection:
 
     async def _hello(self, frame: HelloFrame) -> None:
         try:
-            params = {"name": frame.name, "auth_scheme": frame.auth_scheme, "auth_claim": frame.auth_claim}
+            params = {
+                "name": frame.name,
+                "auth_scheme": frame.auth_scheme,
+                "auth_claim": frame.auth_claim,
+                "hold": frame.since_envelope_id is not None,
+            }
             passport = await self.session.call("attach", params)
             self._send(WelcomeFrame(self.endpoint_id, iso_now()))
             if frame.since_envelope_id is not None:
