@@ -73,6 +73,45 @@ async def test_unacked_deliveries_of_a_compacted_channel_free_their_inbox_slots(
     await client.aclose()
 
 
+async def closed_while_bob_was_away(hub: Hub, client: HubClient) -> str:
+    """A closed conversation alice -> bob holding a text bob (registered, gone) never acked."""
+    alice = await client.register(name="alice")
+    away = HubClient(LocalLink(hub))
+    await away.register(name="bob", handle_turns=False)
+    channel = await alice.open("conversation", "bob")
+    await away.aclose()
+    await channel.send("while you were away")
+    await channel.close()
+    return channel.id
+
+
+async def test_a_compacted_channel_nobody_can_ack_leaves_memory_and_retires(tmp_path: Path) -> None:
+    # Its unacked envelopes are gone, so bob can never ack its end: compaction moves the cursors.
+    db = tmp_path / "hub.db"
+    async with Hub(SqliteStore(db), keep_closed=0) as hub, HubClient(LocalLink(hub)) as client:
+        channel_id = await closed_while_bob_was_away(hub, client)
+        assert hub.channels.find(channel_id) is not None  # bob owes it an ack
+        await hub.compact(ALL_CLOSED)
+        assert hub.channels.find(channel_id) is None
+        assert (await hub.fetch_channel(channel_id)).state is ChannelState.CLOSED
+    async with Hub(SqliteStore(db), keep_closed=0) as again:
+        assert again.channels.find(channel_id) is None  # retired: a restart does not load it
+        assert not [key for key in await again.store.load_cursors() if key[1] == channel_id]
+
+
+async def test_a_channel_compacted_offline_leaves_memory_at_the_next_start(tmp_path: Path) -> None:
+    db = tmp_path / "hub.db"
+    async with Hub(SqliteStore(db), keep_closed=0) as hub, HubClient(LocalLink(hub)) as client:
+        channel_id = await closed_while_bob_was_away(hub, client)
+    store = await SqliteStore.open(db)
+    assert (await compact(store, ALL_CLOSED)).channel_ids == (channel_id,)  # as `hubbub compact` does
+    await store.aclose()
+    async with Hub(SqliteStore(db), keep_closed=0) as again, HubClient(LocalLink(again)) as client:
+        assert again.channels.find(channel_id) is None
+        bob = await client.attach(None, "bob", handle_turns=False, since_envelope_id=None)
+        assert await bob.replay() == 0
+
+
 async def test_the_channel_of_an_unfinished_delegated_task_is_kept(tmp_path: Path) -> None:
     db = tmp_path / "hub.db"
     async with Hub(SqliteStore(db)) as hub, HubClient(LocalLink(hub)) as client:

@@ -103,9 +103,15 @@ async def test_closed_channels_past_the_age_are_emptied_and_nothing_else(filled:
     assert await filled.read_wal_tail("old", 5) == []
     assert await filled.get_envelope("old", f"{1:032x}") is None
     assert [int(e.envelope_id, 16) for e in await filled.read_wal("open")] == [21, 22, 23, 24]
-    # Metadata, cursors and the keyed state a restart reads all stay.
+    # Metadata and the keyed state a restart reads stay; every participant's cursor on a
+    # compacted channel moves to its end (nothing of it can be acked any more).
     assert sorted(c.channel_id for c in await filled.load_channels()) == ["expired", "old", "open", "recent"]
-    assert await filled.load_cursors() == {("a2", "old"): f"{2:032x}"}
+    assert await filled.load_cursors() == {
+        ("a1", "old"): f"{3:032x}",
+        ("a2", "old"): f"{3:032x}",
+        ("a1", "expired"): f"{31:032x}",
+        ("a2", "expired"): f"{31:032x}",
+    }
     assert await filled.get_kv("snap/old") == b"snapshot"
     marks = await filled.scan_kv("compacted/")
     assert sorted(marks) == ["compacted/expired", "compacted/old"]
@@ -115,6 +121,15 @@ async def test_closed_channels_past_the_age_are_emptied_and_nothing_else(filled:
     with pytest.raises(StorageError, match="must strictly increase"):
         filled.append(env("old", 3))
     assert await filled.compact(RetentionPolicy(closed_wal_after=7 * DAY), now=NOW) == CompactionReport()
+
+
+async def test_a_retired_channel_compacts_without_cursors_coming_back(filled: Store) -> None:
+    durable = filled.retire_channel("old", ["a1", "a2"], [])
+    if durable is not None:
+        await durable
+    report = await filled.compact(RetentionPolicy(closed_wal_after=7 * DAY), now=NOW)
+    assert report.channel_ids == ("old", "expired")
+    assert await filled.load_cursors() == {("a1", "expired"): f"{31:032x}", ("a2", "expired"): f"{31:032x}"}
 
 
 async def test_keep_channels_are_left_whole(filled: Store) -> None:

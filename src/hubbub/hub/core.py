@@ -185,6 +185,8 @@ class Hub(IdentityApi, DelegationApi):
         if not dry_run:
             for channel_id in report.channel_ids:  # their unacked envelopes can never be acked now
                 self.governance.inbox.forget_channel(channel_id)
+                self._acked_compacted(channel_id)
+            self._evict_closed()
         if not dry_run and (report.envelopes or report.audit_records):
             self.governance.audit(
                 "store_compacted",
@@ -195,6 +197,18 @@ class Hub(IdentityApi, DelegationApi):
                 },
             )
         return report
+
+    def _acked_compacted(self, channel_id: str) -> None:
+        """Every cursor on a compacted channel at its end (the store moved them too, see
+        :meth:`Store.compact`): nothing of it can be acked any more, so it may leave memory."""
+        record = self.channels.find(channel_id)
+        end = record.closing_id if record is not None else None
+        if record is None or end is None:
+            return
+        for agent_id in record.participants:
+            if self.delivery.ack(agent_id, channel_id, end):
+                # Again after the compaction: an older ack placed meanwhile must not win.
+                self.store.place_cursor(agent_id, channel_id, end)
 
     def register_arbiter(self, arbiter: HubArbiter) -> None:
         """Consult ``arbiter`` before register, open, send and dispatch, after the rule-based one."""

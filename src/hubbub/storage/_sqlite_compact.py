@@ -24,8 +24,12 @@ __all__ = ["CompactionJob"]
 VACUUM_PAGES = 16384
 """Most free pages one compaction hands back (64 MiB at the default page size): keeps it cheap."""
 
-_CHANNELS = "SELECT channel_id, body FROM channels ORDER BY rowid"
-_LENGTH = "SELECT length FROM wal_channels WHERE channel_id = ?"
+_CHANNELS = "SELECT channel_id, body, retired FROM channels ORDER BY rowid"
+_LENGTH = "SELECT length, last_id FROM wal_channels WHERE channel_id = ?"
+_END_CURSOR = (
+    "INSERT INTO cursors (agent_id, channel_id, envelope_id) VALUES (?, ?, ?)"
+    " ON CONFLICT (agent_id, channel_id) DO UPDATE SET envelope_id = excluded.envelope_id"
+)
 _DELETE_OLDEST_AUDIT = "DELETE FROM audit WHERE seq IN (SELECT seq FROM audit ORDER BY at, seq LIMIT ?)"
 _MARK = "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 _decode_channel = msgspec.json.Decoder(ChannelMetadata).decode
@@ -43,6 +47,8 @@ class CompactionJob:
         self.now = now
         self.dry_run = dry_run
         self.channels: list[str] = []
+        self.participants: dict[str, list[str]] = {}
+        """Of the chosen channels not retired: whose cursors move to the end (see Store.compact)."""
         self.report: CompactionReport | None = None
         self.error: BaseException | None = None
 
@@ -52,9 +58,14 @@ class CompactionJob:
         policy = self.policy
         if policy.closed_wal_after is not None:
             cutoff = self.now - policy.closed_wal_after
-            for channel_id, body in conn.execute(_CHANNELS).fetchall():
-                if channel_id not in policy.keep_channels and closed_before(_decode_channel(body), cutoff):
+            for channel_id, body, retired in conn.execute(_CHANNELS).fetchall():
+                if channel_id in policy.keep_channels:
+                    continue
+                metadata = _decode_channel(body)
+                if closed_before(metadata, cutoff):
                     self.channels.append(channel_id)
+                    if not retired:
+                        self.participants[channel_id] = metadata.participant_ids()
         if self.dry_run:
             self.report = self._run(conn)
 
@@ -87,7 +98,7 @@ class CompactionJob:
             compacted.append(channel_id)
             envelopes += row[0]
             if not self.dry_run:
-                self._empty(conn, channel_id, row[0])
+                self._empty(conn, channel_id, row[0], row[1])
         audit = 0
         if policy.audit_after is not None:
             before = to_iso(self.now - policy.audit_after)
@@ -111,10 +122,12 @@ class CompactionJob:
             channel_ids=tuple(compacted),
         )
 
-    def _empty(self, conn: sqlite3.Connection, channel_id: str, length: int) -> None:
+    def _empty(self, conn: sqlite3.Connection, channel_id: str, length: int, last_id: str) -> None:
         # wal_channels keeps the channel's last id, so ids stay strictly increasing in it.
         conn.execute("DELETE FROM wal WHERE channel_id = ?", (channel_id,))
         conn.execute("UPDATE wal_channels SET length = 0 WHERE channel_id = ?", (channel_id,))
+        participants = self.participants.get(channel_id, [])
+        conn.executemany(_END_CURSOR, [(agent_id, channel_id, last_id) for agent_id in participants])
         mark: dict[str, Any] = {"at": iso_now(), "envelopes": length}
         conn.execute(_MARK, (COMPACTED_PREFIX + channel_id, _encode(mark)))
 

@@ -238,7 +238,10 @@ class Store(abc.ABC):
         ``dry_run``, only count it. ``now`` (POSIX time) is the clock ages are measured against.
 
         Safe while a hub runs on the store: deletes are placed in order with every other write.
-        Stores that cannot compact raise :class:`~hubbub.errors.UsageError`.
+        A compacted channel that is not retired has every participant's cursor moved to its
+        last envelope: nothing of it can be delivered or acked any more, so nobody owes it an
+        ack (else it could never leave a hub's memory). Stores that cannot compact raise
+        :class:`~hubbub.errors.UsageError`.
         """
         raise UsageError(f"{type(self).__name__} does not support compaction")
 

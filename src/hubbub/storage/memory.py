@@ -200,6 +200,9 @@ class MemoryStore(Store):
                     envelopes += len(wal.envelopes)
                     if not dry_run:
                         self._wals[channel_id] = _Wal(floor=wal.ids[-1])
+                        if channel_id not in self._retired:  # nobody owes it an ack any more
+                            for agent_id in metadata.participant_ids():
+                                self._cursors[(agent_id, channel_id)] = wal.ids[-1]
                         mark = {"at": iso_now(), "envelopes": len(wal.envelopes)}
                         self._kv[COMPACTED_PREFIX + channel_id] = msgspec.json.encode(mark)
         kept = self._audit

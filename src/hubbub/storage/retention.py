@@ -7,12 +7,13 @@ closed long ago, and the audit log. A :class:`RetentionPolicy` bounds them:
   this many seconds ago are deleted. Its metadata stays, so it still lists and
   reads, as an empty WAL; the keyed state ``compacted/<channel_id>`` records
   when and how many envelopes went. Unacked envelopes of such a channel are
-  gone too: they will not be replayed.
+  gone too: they will not be replayed, and every participant's cursor on it
+  moves to its end (unless it is retired).
 * ``audit_after``: audit records older than this many seconds are deleted.
 * ``audit_max_rows``: beyond this many audit records, the oldest are deleted.
 
 Never dropped: open channels (and their WALs), channel metadata, agents,
-cursors, and every keyed-state entry a restart reads (snapshots, task
+cursors (moved, as above), and every keyed-state entry a restart reads (snapshots, task
 records, checkpoints ...). ``keep_channels`` names closed channels to keep
 whole anyway (the hub passes those it still needs, see
 :func:`hubbub.hub.retention.compact`). None means "no limit".
