@@ -429,6 +429,41 @@ async def test_a_slow_consumer_is_closed_with_1013_and_others_carry_on(hub: Hub)
         assert closed.rcvd.reason == "too slow: outbox of 4 frames full; re-attach to replay"
 
 
+async def test_unread_responses_are_bounded_in_bytes_too(hub: Hub) -> None:
+    # Few frames, many bytes: each response to read_wal is ~600 KB; the reader never reads.
+    async with serve_ws(hub, outbox_bytes=4 << 20) as server, HubClient(WsLink(server.url)) as client:
+        alice = await client.register(name="alice", handle_turns=False)
+        await client.register(name="bob", handle_turns=False)
+        channel = await alice.open("conversation", "bob")
+        for _ in range(20):
+            await channel.send("x" * 30_000)
+        slow = await raw(server.url, max_queue=1, max_size=None)
+        reader_id = await register(slow, "reader")
+        request = {"kind": "request", "op": "hub_wal", "params": {"channel_id": channel.id}}
+        for n in range(300):  # ~180 MB if nothing bounded it
+            await send(slow, {**request, "request_id": f"r{n}"})
+        await wait_until(lambda: not hub.delivery.is_connected(reader_id), what="the reader to be dropped")
+        closed = await read_until_closed(slow)
+        assert closed.rcvd is not None
+        assert closed.rcvd.code == 1013
+        assert closed.rcvd.reason == f"too slow: outbox of {4 << 20} bytes full; re-attach to replay"
+        assert len(await channel.read()) == 23  # the hub and every other connection carry on
+
+
+async def test_a_response_above_the_frame_limit_is_refused_not_sent(hub: Hub) -> None:
+    async with serve_ws(hub, max_frame_bytes=64 * 1024) as server, HubClient(WsLink(server.url)) as client:
+        alice = await client.register(name="alice", handle_turns=False)
+        await client.register(name="bob", handle_turns=False)
+        channel = await alice.open("conversation", "bob")
+        for _ in range(20):
+            await channel.send("x" * 8_000)
+        with pytest.raises(ProtocolError, match="more than the 65536-byte frame limit") as refused:
+            await channel.read()
+        assert refused.value.reason == "response_too_large"
+        assert "page with 'since'" in str(refused.value)
+        assert len(await channel.read(limit=5)) == 5  # the same connection, smaller pages
+
+
 async def test_disconnect_unbinds_and_hello_replays_what_was_missed(hub: Hub, server: Any) -> None:
     async with HubClient(WsLink(server.url)) as alice_client:
         alice = await alice_client.register(name="alice", handle_turns=False)

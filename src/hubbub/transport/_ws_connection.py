@@ -23,7 +23,7 @@ import functools
 import logging
 from collections import deque
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from websockets.asyncio.server import ServerConnection
@@ -73,18 +73,31 @@ def _encoded(item: bytes | NotifyFrame) -> bytes:
         return b""
 
 
+class Limits(NamedTuple):
+    """What one connection may hold (see :func:`~hubbub.transport.ws_server.serve_ws`)."""
+
+    outbox_size: int
+    """Frames waiting to be written."""
+    outbox_bytes: int
+    """Bytes of encoded responses waiting to be written (notifies count as frames only)."""
+    max_inflight_requests: int
+    max_frame_bytes: int
+    """The largest frame the hub reads, and the largest response it writes."""
+
+
 class Connection:
     """The hub side of one WebSocket: the session's :class:`~hubbub.hub.delivery.Endpoint`."""
 
-    def __init__(
-        self, hub: Hub, ws: ServerConnection, *, outbox_size: int, max_inflight_requests: int
-    ) -> None:
+    def __init__(self, hub: Hub, ws: ServerConnection, limits: Limits) -> None:
         self.endpoint_id = make_id()
         self.ws = ws
         self.session = Session(hub, self)
         self.outbox: deque[bytes | NotifyFrame] = deque()
-        self.outbox_size = outbox_size
-        self.max_inflight = max_inflight_requests
+        self.outbox_size = limits.outbox_size
+        self.limits = limits
+        self.max_inflight = limits.max_inflight_requests
+        self.queued_bytes = 0
+        """Bytes of the encoded responses in :attr:`outbox`."""
         self.inflight: set[asyncio.Future[Any]] = set()
         """Requests (and receipts) running: tasks, or a post's own future."""
         self._delivered: dict[tuple[str, str, str], None] = {}  # (recipient, channel, envelope), oldest first
@@ -129,8 +142,13 @@ class Connection:
         if self.closing:
             return
         if len(self.outbox) >= self.outbox_size:
-            self._overflow()
+            self._overflow(f"{self.outbox_size} frames")
             return
+        if isinstance(item, bytes):
+            self.queued_bytes += len(item)
+            if self.queued_bytes > self.limits.outbox_bytes:
+                self._overflow(f"{self.limits.outbox_bytes} bytes")
+                return
         self.outbox.append(item)
         if not self._flush_pending:
             self._flush_pending = True
@@ -139,16 +157,17 @@ class Connection:
     def _send(self, frame: ErrorFrame | ResponseFrame | WelcomeFrame | PongFrame) -> None:
         self._enqueue(encode_frame(frame))
 
-    def _overflow(self) -> None:
+    def _overflow(self, limit: str) -> None:
         self.closing = True
         self.outbox.clear()
+        self.queued_bytes = 0
         log.warning(
-            "closing connection %s (agents %s): more than %d frames queued unread",
+            "closing connection %s (agents %s): more than %s queued unread",
             self.endpoint_id,
             sorted(self.session.bound),
-            self.outbox_size,
+            limit,
         )
-        reason = f"too slow: outbox of {self.outbox_size} frames full; re-attach to replay"
+        reason = f"too slow: outbox of {limit} full; re-attach to replay"
         self._closer = asyncio.get_running_loop().create_task(self.close(CLOSE_TRY_AGAIN_LATER, reason))
 
     async def close(self, code: int, reason: str) -> None:
@@ -209,7 +228,10 @@ class Connection:
         try:
             size = 0
             while outbox and size < _BATCH_BYTES:
-                if data := _encoded(outbox.popleft()):
+                item = outbox.popleft()
+                if isinstance(item, bytes):
+                    self.queued_bytes -= len(item)
+                if data := _encoded(item):
                     queue_server_text(ws, data)
                     size += len(data)
             ws.send_data()
@@ -343,6 +365,15 @@ class Connection:
         except ProtocolError as exc:
             log.error("result of op %r cannot be sent: %s", op, exc)
             data = encode_frame(ResponseFrame(request_id, False, None, HubbubError.code, str(exc)))
+        limit = self.limits.max_frame_bytes
+        if len(data) > limit:  # the peer would close the connection on it (1009): refuse it instead
+            too_big = ProtocolError(
+                f"the result of op {op!r} is {len(data)} bytes, more than the {limit}-byte frame limit; "
+                "ask for less at a time (read_wal, hub_wal: a smaller 'limit', then page with 'since')",
+                reason="response_too_large",
+            )
+            self._respond(frame, None, too_big)
+            return
         self._enqueue(data)
 
     def _receipt_now(self, frame: ReceiptFrame) -> None:

@@ -26,7 +26,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 
 from ..hub.core import Hub
 from ._ws_batching import CoalescingServerConnection
-from ._ws_connection import Connection
+from ._ws_connection import Connection, Limits
 
 __all__ = ["DEFAULT_MAX_FRAME_BYTES", "WsServer", "serve_ws"]
 
@@ -47,10 +47,9 @@ class WsServer:
     port: int
     url: str
 
-    def __init__(self, hub: Hub, *, outbox_size: int, max_inflight_requests: int) -> None:
+    def __init__(self, hub: Hub, limits: Limits) -> None:
         self.hub = hub
-        self._outbox_size = outbox_size
-        self._max_inflight = max_inflight_requests
+        self._limits = limits
         self._connections: set[Connection] = set()
         self._server: Server | None = None
 
@@ -83,9 +82,7 @@ class WsServer:
         self.url = f"{'wss' if ssl_context is not None else 'ws'}://{netloc}:{self.port}"
 
     async def _handle(self, ws: ServerConnection) -> None:
-        connection = Connection(
-            self.hub, ws, outbox_size=self._outbox_size, max_inflight_requests=self._max_inflight
-        )
+        connection = Connection(self.hub, ws, self._limits)
         self._connections.add(connection)
         try:
             await connection.run()
@@ -125,6 +122,7 @@ async def serve_ws(
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
     max_inflight_requests: int = 64,
     outbox_size: int = 10_000,
+    outbox_bytes: int = 64 << 20,
     ping_interval: float | None = 20.0,
     ping_timeout: float | None = 20.0,
     close_timeout: float = 10.0,
@@ -134,16 +132,19 @@ async def serve_ws(
     Port 0 binds a free port (read it from ``server.port``). Starts the hub if
     needed. Per connection: frames above ``max_frame_bytes`` close it with
     code 1009; at most ``max_inflight_requests`` requests run at once (more
-    get a ``protocol_error`` response); at most ``outbox_size`` frames wait to
-    be written (past that the reader is too slow and the connection is closed
-    with 1013). Heartbeats: each connection is pinged every ``ping_interval``
+    get a ``protocol_error`` response); at most ``outbox_size`` frames, and
+    ``outbox_bytes`` bytes of responses, wait to be written (past that the
+    reader is too slow and the connection is closed with 1013); a response
+    above ``max_frame_bytes`` is refused (``protocol_error``,
+    ``response_too_large``) rather than sent. Heartbeats: each connection is pinged every ``ping_interval``
     seconds; a peer that sends no pong within ``ping_timeout`` is dropped (at
     most ``close_timeout`` later), its session closed and its agents unbound,
     so they can attach elsewhere (None disables pings). Leaving the block
     closes every connection; the hub stays open.
     """
     await hub.start()
-    server = WsServer(hub, outbox_size=outbox_size, max_inflight_requests=max_inflight_requests)
+    limits = Limits(outbox_size, outbox_bytes, max_inflight_requests, max_frame_bytes)
+    server = WsServer(hub, limits)
     await server._listen(
         host,
         port,
