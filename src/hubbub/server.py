@@ -250,8 +250,7 @@ async def run_server(config: ServeConfig, *, say: Callable[[str], None] | None =
             ping_interval=config.ping_interval or None,
             ping_timeout=config.ping_timeout,
         ) as server:
-            scheme = "wss" if tls else "ws"
-            url = f"{scheme}://{config.host}:{server.port}"
+            url = server.url  # an IPv6 host in brackets
             status = hub.status()
             say(
                 f"hubbub serving on {url} (db {config.db}, durability {config.durability}, "

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import trustme
 
 from hubbub import (
     EV_TEXT,
@@ -21,6 +23,7 @@ from hubbub import (
     HubClient,
     Passport,
     SqliteStore,
+    TransportError,
     WsLink,
 )
 from tests.conftest import TIME_UNIT
@@ -90,6 +93,50 @@ async def test_agents_talk_through_a_served_hub_and_it_stops_cleanly(
         assert [a.passport.name for a in await store.load_agents()] == ["alice", "echo"]
     finally:
         await store.aclose()
+
+
+async def test_a_hub_served_over_tls_talks_wss_only(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "cert.pem"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    proc = _start(
+        "--port", "0", "--db", str(tmp_path / "hub.db"),
+        "--tls-cert", str(tmp_path / "cert.pem"), "--tls-key", str(tmp_path / "key.pem"),
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        first = await asyncio.to_thread(proc.stdout.readline)
+        assert first.startswith("hubbub serving on wss://127.0.0.1:"), first
+        url = first.split()[3]
+        trusting = ssl.create_default_context()
+        ca.configure_trust(trusting)
+        async with HubClient(WsLink(url, ssl_context=trusting)) as client:
+            alice = await client.register(name="alice", handle_turns=False)
+            await client.register(FunctionAgent(lambda turn: f"echo: {turn.prompt}", name="echo"))
+            channel = await alice.open("consulting", "echo", first="over tls")
+            final = await channel.wait_closed(timeout=10 * TIME_UNIT)
+            assert final.close_reason == "consulting_complete"
+        # A client that does not trust the certificate cannot connect.
+        with pytest.raises(TransportError, match="CERTIFICATE_VERIFY_FAILED"):
+            async with HubClient(WsLink(url, ssl_context=ssl.create_default_context())):
+                pass
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(proc.communicate, timeout=20)
+    assert proc.returncode == 0
+
+
+def test_an_ipv6_host_is_announced_in_brackets(tmp_path: Path) -> None:
+    proc = _start("--host", "::1", "--port", "0", "--db", str(tmp_path / "hub.db"))
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("hubbub serving on ws://[::1]:"), first
+        assert 'HubClient(WsLink("ws://[::1]:' in proc.stdout.readline()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
 
 
 @pytest.mark.parametrize(
