@@ -1,7 +1,8 @@
 """An unmodified ``ag2==1.2.1`` network client against hubbub's WebSocket hub.
 
 Every test drives the real ``ag2.network.HubClient(ag2.network.WsLink(url))``
-against ``serve_ws`` on 127.0.0.1 (port 0). ag2's agents are ``ag2.Agent``s
+against ``serve_ws`` on 127.0.0.1 (port 0), over a hub on SQLite as ``hubbub serve``
+runs it (durability "full"). ag2's agents are ``ag2.Agent``s
 with a scripted model (``ag2.testing.TestConfig``: each turn answers with the
 scripted text), so ag2's own default handler acks invites, reads the WAL,
 folds its adapters' state and posts the replies. What does not work, and
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import ag2.network as ag2net
@@ -22,7 +24,7 @@ from ag2.network.transitions import Transition
 from ag2.task import TaskMetadata, TaskSpec, TaskState
 from ag2.testing import TestConfig, TrackingConfig
 
-from hubbub import ChannelState, FunctionAgent, Hub, HubClient, Turn, WsLink, serve_ws
+from hubbub import ChannelState, FunctionAgent, Hub, HubClient, SqliteStore, Turn, WsLink, serve_ws
 from tests.conftest import TIME_UNIT
 from tests.hub._waiting import audit_records, wait_until
 
@@ -36,6 +38,12 @@ PACKET = ag2net.EV_PACKET
 CLOSED = ag2net.EV_CHANNEL_CLOSED
 
 Connect = Callable[[], ag2net.HubClient]
+
+
+@pytest.fixture
+async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
+    async with Hub(SqliteStore(tmp_path / "hub.db"), invite_ack_timeout=5 * TIME_UNIT) as h:
+        yield h
 
 
 @pytest.fixture
