@@ -21,6 +21,7 @@ from hubbub import (
     EV_CHANNEL_INVITE_REJECT,
     EV_CHANNEL_OPENED,
     EV_TEXT,
+    AccessBlock,
     AccessDeniedError,
     ChannelClosedError,
     ChannelMetadata,
@@ -65,7 +66,8 @@ class Stateless(Counted):
 
 
 async def started(path: Path, **options: Any) -> Hub:
-    hub = Hub(await SqliteStore.open(path), invite_ack_timeout=5 * TIME_UNIT, **options)
+    options.setdefault("invite_ack_timeout", 5 * TIME_UNIT)
+    hub = Hub(await SqliteStore.open(path), **options)
     hub.register_adapter(Counted())
     hub.register_adapter(Stateless())
     return await hub.start()
@@ -550,5 +552,62 @@ async def test_a_dropped_delivery_of_a_retired_channel_is_forgotten_at_start(tmp
     try:
         assert (carol.agent_id, "e1") not in again.governance.inbox.dropped
         assert await again.store.scan_kv(DROP_PREFIX) == {}
+    finally:
+        await again.aclose()
+
+
+async def test_resumes_rules_and_skills_survive_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "hub.db"
+    strict = Rule(access=AccessBlock(inbound_from=["alice"]))
+    hub = await started(path)
+    ada = await hub.register(
+        Passport(name="ada"), Resume(claimed_capabilities=["math"], summary="sums"), skill_md="# Ada\nadds"
+    )
+    await hub.register(Passport(name="alice"))
+    await hub.register(Passport(name="mallory"))
+    await hub.set_rule(ada.agent_id or "", strict)
+    await hub.set_resume(ada.agent_id or "", Resume(claimed_capabilities=["math", "logic"], summary="thinks"))
+    before = hub.registry.get("ada")
+    await hub.aclose()
+
+    again = await started(path)
+    try:
+        after = again.registry.get("ada")
+        assert (after.passport, after.resume, after.rule, after.skill_md) == (
+            before.passport,
+            before.resume,
+            before.rule,
+            "# Ada\nadds",
+        )
+        assert [a.name for a in again.discover("logic")] == ["ada"]
+        mallory = again.get_agent("mallory").agent_id or ""
+        with pytest.raises(AccessDeniedError, match="inbound_from"):  # the rule still holds
+            await again.lifecycle.open(mallory, "conversation", ["ada"])
+        alice = again.get_agent("alice").agent_id or ""
+        admitted = await again.lifecycle.open(alice, "conversation", ["ada"])
+        assert admitted.metadata.state is ChannelState.PENDING
+    finally:
+        await again.aclose()
+
+
+async def test_channel_ttls_and_invite_timeouts_resume_after_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "hub.db"
+    hub = await started(path, invite_ack_timeout=0.5 * TIME_UNIT)
+    async with HubClient(LocalLink(hub)) as client:
+        await two_agents(hub, client)
+        await hub.register(Passport(name="carol"))  # never connected: nobody answers its invite
+        alice = hub.get_agent("alice").agent_id or ""
+        short = await hub.create_channel(alice, "conversation", ["bob"], ttl=0.5 * TIME_UNIT)
+        record = await hub.lifecycle.open(alice, "conversation", ["carol"])
+    await hub.aclose()  # before either was due
+
+    again = await started(path, invite_ack_timeout=0.5 * TIME_UNIT)
+    try:
+        assert again.get_channel(short.channel_id).state is ChannelState.ACTIVE
+        assert again.get_channel(record.id).state is ChannelState.PENDING
+        await wait_until(lambda: again.get_channel(short.channel_id).state is ChannelState.EXPIRED)
+        await wait_until(lambda: again.get_channel(record.id).state is ChannelState.CLOSED)
+        assert again.get_channel(short.channel_id).close_reason == "ttl_expired"
+        assert again.get_channel(record.id).close_reason == "invite_timeout"
     finally:
         await again.aclose()
