@@ -87,11 +87,15 @@ def test_retention_settings_from_flags_environment_and_file(tmp_path: Path) -> N
     assert load_config({}, environ={}).retention()[0].empty
     file = tmp_path / "hub.toml"
     file.write_text('retain_closed = "30d"\nretain_audit = 3600\naudit_max_rows = 500\n')
-    env = {"HUBBUB_RETAIN_AUDIT": "2h", "HUBBUB_RETENTION_EVERY": "10m"}
+    env = {"HUBBUB_RETAIN_AUDIT": "2h", "HUBBUB_RETENTION_EVERY": "10m", "HUBBUB_CLOSED_MAX_ENVELOPES": "7"}
     config = load_config({"audit_max_rows": 100}, config_file=str(file), environ=env)
     policy, every = config.retention()
     assert (policy.closed_wal_after, policy.audit_after, policy.audit_max_rows) == (30 * 86400, 7200, 100)
+    assert policy.closed_wal_max_envelopes == 7
     assert every == 600
+    only_size = load_config({"closed_max_envelopes": 1000}, environ={}).retention()[0]
+    assert not only_size.empty
+    assert only_size.drops_wals
 
 
 def test_event_loop_from_flags_and_environment() -> None:

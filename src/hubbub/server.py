@@ -5,12 +5,13 @@ environment variables (``HUBBUB_HOST``, ``HUBBUB_PORT``, ``HUBBUB_DB``,
 ``HUBBUB_DURABILITY``, ``HUBBUB_TLS_CERT``, ``HUBBUB_TLS_KEY``,
 ``HUBBUB_ALLOW_UNAUTHENTICATED``, ``HUBBUB_MAX_FRAME_BYTES``, ``HUBBUB_PING_INTERVAL``,
 ``HUBBUB_PING_TIMEOUT``, ``HUBBUB_CHECKPOINT_MAX_BYTES``, ``HUBBUB_KEEP_CLOSED``,
-``HUBBUB_RETAIN_CLOSED``, ``HUBBUB_RETAIN_AUDIT``, ``HUBBUB_AUDIT_MAX_ROWS``,
+``HUBBUB_RETAIN_CLOSED``, ``HUBBUB_CLOSED_MAX_ENVELOPES``, ``HUBBUB_RETAIN_AUDIT``, ``HUBBUB_AUDIT_MAX_ROWS``,
 ``HUBBUB_RETENTION_EVERY``, ``HUBBUB_LOOP``), a TOML config file (``--config``, keys named like
 the flags with underscores), then the defaults below.
 
 Retention: with any of ``retain_closed`` (a duration such as ``"30d"``: how
-long a closed channel's WAL is kept after it closed), ``retain_audit`` (how
+long a closed channel's WAL is kept after it closed), ``closed_max_envelopes``
+(how many envelopes closed channels may hold in all), ``retain_audit`` (how
 long audit records are kept) or ``audit_max_rows`` set, the hub compacts its
 store at start and then every ``retention_every`` (default ``"1h"``), see
 :meth:`~hubbub.hub.core.Hub.compact`. Unset, everything is kept for ever.
@@ -74,6 +75,7 @@ class ServeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     checkpoint_max_bytes: int = MAX_CHECKPOINT_BYTES
     keep_closed: int = KEEP_CLOSED
     retain_closed: str | float | None = None
+    closed_max_envelopes: int | None = None
     retain_audit: str | float | None = None
     audit_max_rows: int | None = None
     retention_every: str | float = "1h"
@@ -85,10 +87,11 @@ class ServeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         """The retention policy these settings ask for, and seconds between two compactions."""
         try:
             every = parse_duration(self.retention_every)
-            policy = RetentionPolicy(
-                closed_wal_after=None if self.retain_closed is None else parse_duration(self.retain_closed),
-                audit_after=None if self.retain_audit is None else parse_duration(self.retain_audit),
+            policy = RetentionPolicy.from_settings(
+                retain_closed=self.retain_closed,
+                retain_audit=self.retain_audit,
                 audit_max_rows=self.audit_max_rows,
+                closed_max_envelopes=self.closed_max_envelopes,
             )
         except UsageError as exc:
             raise UsageError(f"bad retention setting: {exc}") from exc
@@ -111,6 +114,7 @@ _ENV = {
     "checkpoint_max_bytes": "HUBBUB_CHECKPOINT_MAX_BYTES",
     "keep_closed": "HUBBUB_KEEP_CLOSED",
     "retain_closed": "HUBBUB_RETAIN_CLOSED",
+    "closed_max_envelopes": "HUBBUB_CLOSED_MAX_ENVELOPES",
     "retain_audit": "HUBBUB_RETAIN_AUDIT",
     "audit_max_rows": "HUBBUB_AUDIT_MAX_ROWS",
     "retention_every": "HUBBUB_RETENTION_EVERY",

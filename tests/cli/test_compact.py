@@ -86,7 +86,11 @@ def test_a_file_in_use_by_a_hub_is_refused(db: tuple[Path, str], capsys: pytest.
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ([], "nothing to do: pass --retain-closed, --retain-audit or --audit-max-rows"),
+        (
+            [],
+            "nothing to do: pass --retain-closed, --closed-max-envelopes, --retain-audit or --audit-max-rows",
+        ),
+        (["--closed-max-envelopes", "-3"], "closed_wal_max_envelopes must be an int (0 or more)"),
         (["--retain-closed", "later"], "cannot read duration 'later'"),
         (["--audit-max-rows", "-1"], "audit_max_rows must be an int (0 or more)"),
     ],

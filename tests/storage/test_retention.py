@@ -132,6 +132,29 @@ async def test_a_retired_channel_compacts_without_cursors_coming_back(filled: St
     assert await filled.load_cursors() == {("a1", "expired"): f"{31:032x}", ("a2", "expired"): f"{31:032x}"}
 
 
+async def test_closed_channels_by_size_the_first_closed_go_first(filled: Store) -> None:
+    # Closed channels hold old 3 (closed Jan 30), expired 1 (Feb 19), recent 2 (Feb 28).
+    policy = RetentionPolicy(closed_wal_max_envelopes=3)
+    assert (await filled.compact(policy, now=NOW)).channel_ids == ("old",)
+    assert await lengths(filled) == {"old": 0, "recent": 2, "open": 4, "expired": 1}
+    assert (await filled.compact(RetentionPolicy(closed_wal_max_envelopes=0), now=NOW)).channel_ids == (
+        "recent",
+        "expired",
+    )
+    assert await lengths(filled) == {"old": 0, "recent": 0, "open": 4, "expired": 0}  # never the open one
+
+
+async def test_by_age_and_by_size_together_and_kept_channels(filled: Store) -> None:
+    # By age (7 days): old and expired; by size (1): of what is left, recent must go too, but
+    # it is kept, so the size bound stays unmet rather than touching it.
+    policy = RetentionPolicy(
+        closed_wal_after=7 * DAY, closed_wal_max_envelopes=1, keep_channels=frozenset({"recent"})
+    )
+    report = await filled.compact(policy, now=NOW)
+    assert report.channel_ids == ("old", "expired")
+    assert await lengths(filled) == {"old": 0, "recent": 2, "open": 4, "expired": 0}
+
+
 async def test_keep_channels_are_left_whole(filled: Store) -> None:
     policy = RetentionPolicy(closed_wal_after=0, keep_channels=frozenset({"old"}))
     report = await filled.compact(policy, now=NOW)

@@ -16,7 +16,6 @@ from dataclasses import asdict
 
 from ..errors import HubbubError, StorageError, UsageError
 from ..hub.retention import compact
-from ..model.rule import parse_duration
 from ..storage.retention import CompactionReport, RetentionPolicy
 from ..storage.sqlite import SqliteStore
 from ._base import EXIT_OK, EXIT_USAGE, Command, Subparsers, fail, one_line
@@ -27,11 +26,18 @@ _PROG = "hubbub compact"
 
 
 def add_retention_flags(parser: argparse.ArgumentParser) -> None:
-    """``--retain-closed``, ``--retain-audit`` and ``--audit-max-rows``."""
+    """``--retain-closed``, ``--closed-max-envelopes``, ``--retain-audit`` and ``--audit-max-rows``."""
     parser.add_argument(
         "--retain-closed",
         metavar="DURATION",
         help="keep a closed channel's envelopes this long after it closed, e.g. 30d (its metadata stays)",
+    )
+    parser.add_argument(
+        "--closed-max-envelopes",
+        type=int,
+        metavar="N",
+        help="keep at most N envelopes of closed channels in all: beyond that, empty the WALs of "
+        "the channels that closed first",
     )
     parser.add_argument("--retain-audit", metavar="DURATION", help="keep audit records this long, e.g. 90d")
     parser.add_argument(
@@ -50,11 +56,11 @@ def _add(commands: Subparsers) -> None:
 
 
 def _policy(args: argparse.Namespace) -> RetentionPolicy:
-    closed, audit = args.retain_closed, args.retain_audit
-    return RetentionPolicy(
-        closed_wal_after=None if closed is None else parse_duration(closed),
-        audit_after=None if audit is None else parse_duration(audit),
+    return RetentionPolicy.from_settings(
+        retain_closed=args.retain_closed,
+        retain_audit=args.retain_audit,
         audit_max_rows=args.audit_max_rows,
+        closed_max_envelopes=args.closed_max_envelopes,
     )
 
 
@@ -72,7 +78,9 @@ def _run(args: argparse.Namespace) -> int:
     except UsageError as exc:
         return fail(_PROG, exc, EXIT_USAGE)
     if policy.empty:
-        wanted = "nothing to do: pass --retain-closed, --retain-audit or --audit-max-rows"
+        wanted = (
+            "nothing to do: pass --retain-closed, --closed-max-envelopes, --retain-audit or --audit-max-rows"
+        )
         return fail(_PROG, wanted, EXIT_USAGE)
     if not os.path.isfile(args.db):
         return fail(_PROG, f"no database file {args.db}")
@@ -83,7 +91,7 @@ def _run(args: argparse.Namespace) -> int:
             return fail(
                 _PROG,
                 f"{args.db} is in use by a running hub: stop it first, or let it compact itself "
-                "(hubbub serve --retain-closed / --retain-audit / --audit-max-rows)",
+                "(hubbub serve --retain-closed / --closed-max-envelopes / --retain-audit / --audit-max-rows)",
             )
         return fail(_PROG, exc)
     except HubbubError as exc:

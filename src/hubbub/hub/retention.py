@@ -48,7 +48,7 @@ async def compact(
     if policy.empty:
         return CompactionReport(dry_run=dry_run)
     keep = set(policy.keep_channels)
-    if policy.closed_wal_after is not None:
+    if policy.drops_wals:
         if hub is not None:
             tasks = list(hub.delegations.records.tasks.values())
         else:

@@ -17,7 +17,7 @@ import msgspec
 
 from ..model._time import iso_now, to_iso
 from ..model.channel import ChannelMetadata
-from .retention import COMPACTED_PREFIX, CompactionReport, RetentionPolicy, closed_before
+from .retention import COMPACTED_PREFIX, CompactionReport, RetentionPolicy, choose_closed
 
 __all__ = ["CompactionJob"]
 
@@ -26,6 +26,7 @@ VACUUM_PAGES = 16384
 
 _CHANNELS = "SELECT channel_id, body, retired FROM channels ORDER BY rowid"
 _LENGTH = "SELECT length, last_id FROM wal_channels WHERE channel_id = ?"
+_LENGTHS = "SELECT channel_id, length FROM wal_channels WHERE length > 0"
 _END_CURSOR = (
     "INSERT INTO cursors (agent_id, channel_id, envelope_id) VALUES (?, ?, ?)"
     " ON CONFLICT (agent_id, channel_id) DO UPDATE SET envelope_id = excluded.envelope_id"
@@ -53,19 +54,25 @@ class CompactionJob:
         self.error: BaseException | None = None
 
     def select(self, conn: sqlite3.Connection) -> None:
-        """The closed channels past the age with envelopes left (committed data: a closed channel
-        never reopens, so the choice holds when the writer gets to it)."""
+        """The closed channels ``policy`` empties, among those with envelopes left (committed
+        data: a closed channel never reopens, so the choice holds when the writer gets to it)."""
         policy = self.policy
-        if policy.closed_wal_after is not None:
-            cutoff = self.now - policy.closed_wal_after
-            for channel_id, body, retired in conn.execute(_CHANNELS).fetchall():
-                if channel_id in policy.keep_channels:
-                    continue
-                metadata = _decode_channel(body)
-                if closed_before(metadata, cutoff):
-                    self.channels.append(channel_id)
-                    if not retired:
-                        self.participants[channel_id] = metadata.participant_ids()
+        if policy.drops_wals:
+            lengths: dict[str, int] = dict(conn.execute(_LENGTHS).fetchall())
+            candidates: list[tuple[ChannelMetadata, int]] = []
+            retired: set[str] = set()
+            for channel_id, body, is_retired in conn.execute(_CHANNELS).fetchall():
+                if channel_id in lengths:
+                    candidates.append((_decode_channel(body), lengths[channel_id]))
+                    if is_retired:
+                        retired.add(channel_id)
+            self.channels = choose_closed(policy, self.now, candidates)
+            chosen = set(self.channels)
+            self.participants = {
+                metadata.channel_id: metadata.participant_ids()
+                for metadata, _ in candidates
+                if metadata.channel_id in chosen and metadata.channel_id not in retired
+            }
         if self.dry_run:
             self.report = self._run(conn)
 

@@ -18,7 +18,7 @@ from ..model.audit import AuditQuery, AuditRecord
 from ..model.channel import ChannelMetadata
 from ..model.envelope import Envelope
 from .base import AgentRecord, Store, Unknown, channel_page
-from .retention import COMPACTED_PREFIX, CompactionReport, RetentionPolicy, closed_before
+from .retention import COMPACTED_PREFIX, CompactionReport, RetentionPolicy, choose_closed
 
 __all__ = ["MemoryStore"]
 
@@ -189,22 +189,23 @@ class MemoryStore(Store):
         now = time.time() if now is None else now
         compacted: list[str] = []
         envelopes = 0
-        if policy.closed_wal_after is not None:
-            cutoff = now - policy.closed_wal_after
-            for channel_id, metadata in self._channels.items():
-                wal = self._wals.get(channel_id)
-                if wal is None or not wal.envelopes or channel_id in policy.keep_channels:
-                    continue
-                if closed_before(metadata, cutoff):
-                    compacted.append(channel_id)
-                    envelopes += len(wal.envelopes)
-                    if not dry_run:
-                        self._wals[channel_id] = _Wal(floor=wal.ids[-1])
-                        if channel_id not in self._retired:  # nobody owes it an ack any more
-                            for agent_id in metadata.participant_ids():
-                                self._cursors[(agent_id, channel_id)] = wal.ids[-1]
-                        mark = {"at": iso_now(), "envelopes": len(wal.envelopes)}
-                        self._kv[COMPACTED_PREFIX + channel_id] = msgspec.json.encode(mark)
+        if policy.drops_wals:
+            candidates = [
+                (metadata, len(wal.envelopes))
+                for channel_id, metadata in self._channels.items()
+                if (wal := self._wals.get(channel_id)) is not None
+            ]
+            for channel_id in choose_closed(policy, now, candidates):
+                wal = self._wals[channel_id]
+                compacted.append(channel_id)
+                envelopes += len(wal.envelopes)
+                if not dry_run:
+                    self._wals[channel_id] = _Wal(floor=wal.ids[-1])
+                    if channel_id not in self._retired:  # nobody owes it an ack any more
+                        for agent_id in self._channels[channel_id].participant_ids():
+                            self._cursors[(agent_id, channel_id)] = wal.ids[-1]
+                    mark = {"at": iso_now(), "envelopes": len(wal.envelopes)}
+                    self._kv[COMPACTED_PREFIX + channel_id] = msgspec.json.encode(mark)
         kept = self._audit
         if policy.audit_after is not None:
             before = to_iso(now - policy.audit_after)

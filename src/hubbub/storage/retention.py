@@ -9,6 +9,9 @@ closed long ago, and the audit log. A :class:`RetentionPolicy` bounds them:
   when and how many envelopes went. Unacked envelopes of such a channel are
   gone too: they will not be replayed, and every participant's cursor on it
   moves to its end (unless it is retired).
+* ``closed_wal_max_envelopes``: beyond this many envelopes held by closed
+  channels in all, the WALs of the channels that closed first are emptied (a
+  whole channel at a time) until the rest hold at most that many.
 * ``audit_after``: audit records older than this many seconds are deleted.
 * ``audit_max_rows``: beyond this many audit records, the oldest are deleted.
 
@@ -26,8 +29,9 @@ from dataclasses import dataclass, field
 from ..errors import UsageError
 from ..model._time import from_iso
 from ..model.channel import ChannelMetadata
+from ..model.rule import parse_duration
 
-__all__ = ["COMPACTED_PREFIX", "CompactionReport", "RetentionPolicy", "closed_before"]
+__all__ = ["COMPACTED_PREFIX", "CompactionReport", "RetentionPolicy", "choose_closed", "ended_at"]
 
 COMPACTED_PREFIX = "compacted/"
 """Keyed-state prefix of compaction marks: ``compacted/<channel_id>`` → ``{"at", "envelopes"}``."""
@@ -41,19 +45,44 @@ class RetentionPolicy:
     audit_after: float | None = None
     audit_max_rows: int | None = None
     keep_channels: frozenset[str] = field(default_factory=frozenset)
+    closed_wal_max_envelopes: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("closed_wal_after", "audit_after", "audit_max_rows"):
+        for name in ("closed_wal_after", "audit_after", "audit_max_rows", "closed_wal_max_envelopes"):
             value = getattr(self, name)
-            kind = int if name == "audit_max_rows" else int | float
+            counted = name in ("audit_max_rows", "closed_wal_max_envelopes")
+            kind = int if counted else int | float
             if value is not None and (isinstance(value, bool) or not isinstance(value, kind) or value < 0):
-                what = "an int" if name == "audit_max_rows" else "seconds"
+                what = "an int" if counted else "seconds"
                 raise UsageError(f"RetentionPolicy.{name} must be {what} (0 or more) or None, got {value!r}")
+
+    @classmethod
+    def from_settings(
+        cls,
+        *,
+        retain_closed: str | float | None = None,
+        retain_audit: str | float | None = None,
+        audit_max_rows: int | None = None,
+        closed_max_envelopes: int | None = None,
+    ) -> RetentionPolicy:
+        """The policy ``hubbub serve`` and ``hubbub compact`` settings ask for (durations such as
+        ``"30d"`` or seconds)."""
+        return cls(
+            closed_wal_after=None if retain_closed is None else parse_duration(retain_closed),
+            audit_after=None if retain_audit is None else parse_duration(retain_audit),
+            audit_max_rows=audit_max_rows,
+            closed_wal_max_envelopes=closed_max_envelopes,
+        )
 
     @property
     def empty(self) -> bool:
         """Whether the policy drops nothing at all."""
-        return self.closed_wal_after is None and self.audit_after is None and self.audit_max_rows is None
+        return not self.drops_wals and self.audit_after is None and self.audit_max_rows is None
+
+    @property
+    def drops_wals(self) -> bool:
+        """Whether the policy may empty closed channels' WALs."""
+        return self.closed_wal_after is not None or self.closed_wal_max_envelopes is not None
 
 
 @dataclass(frozen=True)
@@ -78,12 +107,39 @@ class CompactionReport:
         )
 
 
-def closed_before(metadata: ChannelMetadata, cutoff: float) -> bool:
-    """Whether the channel is closed or expired and ended at or before ``cutoff`` (POSIX time)."""
+def ended_at(metadata: ChannelMetadata) -> float | None:
+    """When the channel closed or expired (POSIX time); None while it is open (or unreadable)."""
     if not metadata.is_terminal():
-        return False
+        return None
     ended = metadata.closed_at or metadata.expires_at or metadata.created_at
     try:
-        return from_iso(ended) <= cutoff
+        return from_iso(ended)
     except ValueError:
-        return False
+        return None
+
+
+def choose_closed(
+    policy: RetentionPolicy, now: float, candidates: list[tuple[ChannelMetadata, int]]
+) -> list[str]:
+    """The channels whose WALs ``policy`` empties, in the order given, among ``candidates``:
+    each channel with the number of envelopes its WAL holds (those in ``keep_channels`` and
+    the open ones are never chosen)."""
+    closed: list[tuple[float, str, int]] = []
+    for metadata, length in candidates:
+        ended = ended_at(metadata)
+        if ended is not None and length > 0 and metadata.channel_id not in policy.keep_channels:
+            closed.append((ended, metadata.channel_id, length))
+    chosen: set[str] = set()
+    if policy.closed_wal_after is not None:  # closed at or before the cutoff
+        cutoff = now - policy.closed_wal_after
+        chosen = {channel_id for ended, channel_id, _ in closed if ended <= cutoff}
+    most = policy.closed_wal_max_envelopes
+    if most is not None:
+        held = sum(length for _, channel_id, length in closed if channel_id not in chosen)
+        for _, channel_id, length in sorted(closed):  # the first closed first
+            if held <= most:
+                break
+            if channel_id not in chosen:
+                chosen.add(channel_id)
+                held -= length
+    return [channel_id for _, channel_id, _ in closed if channel_id in chosen]
