@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import ipaddress
 import logging
 import os
 import signal
@@ -42,7 +41,7 @@ from .model.checkpoint import MAX_CHECKPOINT_BYTES
 from .model.rule import parse_duration
 from .storage.retention import RetentionPolicy
 from .storage.sqlite import SqliteStore
-from .transport.ws_server import DEFAULT_MAX_FRAME_BYTES, serve_ws
+from .transport.ws_server import DEFAULT_MAX_FRAME_BYTES, is_loopback, serve_ws
 
 __all__ = ["GC_THRESHOLDS", "ServeConfig", "event_loop", "load_config", "run_server", "tune_gc"]
 
@@ -163,7 +162,7 @@ def load_config(
         raise UsageError(f"checkpoint_max_bytes must be 1 or more, got {config.checkpoint_max_bytes}")
     if config.keep_closed < 0:
         raise UsageError(f"keep_closed must be 0 or more, got {config.keep_closed}")
-    if not _is_loopback(config.host) and not config.allow_unauthenticated and not config.auth_keys:
+    if not is_loopback(config.host) and not config.allow_unauthenticated and not config.auth_keys:
         raise UsageError(
             f"refusing to serve on {config.host} without authentication: anyone who can reach it could act "
             "as any agent. Pass --auth-keys FILE, serve on 127.0.0.1, or pass --allow-unauthenticated "
@@ -201,15 +200,6 @@ bench/ws_relay.py: +12% saturation throughput, a lower p99."""
 def tune_gc() -> None:
     """Set :data:`GC_THRESHOLDS` for this process (what ``hubbub serve`` does before serving)."""
     gc.set_threshold(*GC_THRESHOLDS)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _ssl_context(config: ServeConfig) -> ssl.SSLContext | None:
@@ -253,6 +243,7 @@ async def run_server(config: ServeConfig, *, say: Callable[[str], None] | None =
             max_inflight_requests=config.max_inflight_requests,
             ping_interval=config.ping_interval or None,
             ping_timeout=config.ping_timeout,
+            allow_unauthenticated=config.allow_unauthenticated,
         ) as server:
             url = server.url  # an IPv6 host in brackets
             status = hub.status()

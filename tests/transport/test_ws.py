@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -33,6 +34,7 @@ from hubbub import (
     ProtocolError,
     Rule,
     TransportError,
+    UsageError,
     WsLink,
     serve_ws,
 )
@@ -525,3 +527,14 @@ async def test_connecting_to_nothing_is_a_transport_error() -> None:
     with pytest.raises(TransportError) as err:
         await HubClient(WsLink(url, open_timeout=WAIT)).connect()
     assert url in str(err.value)
+
+
+async def test_an_open_hub_is_not_served_beyond_loopback_unless_allowed(hub: Hub) -> None:
+    for host in ("0.0.0.0", "::", "192.0.2.7"):
+        with pytest.raises(
+            UsageError, match=f"refusing to serve on {re.escape(host)} without authentication"
+        ):
+            async with serve_ws(hub, host):
+                pass
+    async with serve_ws(hub, "localhost") as server:  # loopback names are fine
+        assert server.port > 0

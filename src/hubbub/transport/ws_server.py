@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import ssl
 from collections.abc import AsyncIterator
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 
+from ..errors import UsageError
 from ..hub.core import Hub
 from ._ws_batching import CoalescingServerConnection
 from ._ws_connection import Connection, Limits
@@ -126,6 +128,7 @@ async def serve_ws(
     ping_interval: float | None = 20.0,
     ping_timeout: float | None = 20.0,
     close_timeout: float = 10.0,
+    allow_unauthenticated: bool = False,
 ) -> AsyncIterator[WsServer]:
     """Serve ``hub`` over WebSocket for the duration of the ``async with`` block.
 
@@ -141,7 +144,17 @@ async def serve_ws(
     most ``close_timeout`` later), its session closed and its agents unbound,
     so they can attach elsewhere (None disables pings). Leaving the block
     closes every connection; the hub stays open.
+
+    A hub that accepts agents without credentials (its ``auth`` takes scheme
+    ``none``) is served on a loopback address only, unless
+    ``allow_unauthenticated``: anyone who can reach it could act as any agent.
     """
+    if hub.auth.open and not allow_unauthenticated and not is_loopback(host):
+        raise UsageError(
+            f"refusing to serve on {host} without authentication: anyone who can reach it could act as "
+            "any agent. Give the hub an AuthRegistry that checks credentials (hubbub serve --auth-keys "
+            "FILE), serve on 127.0.0.1, or pass allow_unauthenticated=True if the network is trusted"
+        )
     await hub.start()
     limits = Limits(outbox_size, outbox_bytes, max_inflight_requests, max_frame_bytes)
     server = WsServer(hub, limits)
@@ -159,3 +172,13 @@ async def serve_ws(
         yield server
     finally:
         await server.aclose()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (localhost, 127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
