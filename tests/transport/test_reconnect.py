@@ -60,6 +60,9 @@ class Restartable:
         return self.server
 
     async def stop(self) -> None:
+        """An outage: connections close at once (no grace for requests still running)."""
+        if self.server is not None:
+            await self.server.aclose(grace=0)
         if self._stack is not None:
             await self._stack.aclose()
             self._stack = self.server = None

@@ -496,19 +496,42 @@ async def test_disconnect_unbinds_and_hello_replays_what_was_missed(hub: Hub, se
             await wait_until(lambda: hub.delivery.cursor(bob.agent_id, channel.id) == missed, what="the ack")
 
 
-async def test_closing_the_server_fails_pending_requests_with_transport_error(hub: Hub) -> None:
+async def test_closing_the_server_fails_what_outlives_the_grace_with_transport_error(hub: Hub) -> None:
     async with serve_ws(hub) as server:
-        client = HubClient(WsLink(server.url))
+        client = HubClient(WsLink(server.url, request_timeout=1 * TIME_UNIT))
         ada = await client.register(name="ada", handle_turns=False)
         await client.register_human("bob", auto_ack_invites=False)  # never answers the invite
         opening = asyncio.create_task(ada.open("conversation", "bob"))
         await wait_until(lambda: len(hub.list_channels()) == 1, what="the channel to be created")
+        await server.aclose(grace=0.2 * TIME_UNIT)
     with pytest.raises(TransportError) as err:
         await opening
     assert "code 1001" in str(err.value)
     with pytest.raises(TransportError):
         await client.hub_status()
     await client.aclose()
+
+
+async def test_closing_the_server_lets_running_requests_answer_and_refuses_new_ones(hub: Hub) -> None:
+    local = HubClient(LocalLink(hub))
+    bob = await local.register_human("bob", auto_ack_invites=False)
+    async with serve_ws(hub) as server:
+        client = HubClient(WsLink(server.url, reconnect=False))
+        ada = await client.register(name="ada", handle_turns=False)
+        opening = asyncio.create_task(ada.open("conversation", "bob"))
+        invite = await bob.next_envelope(timeout=WAIT)
+        closing = asyncio.create_task(server.aclose())
+        with pytest.raises(TransportError, match="the hub is shutting down") as refused:
+            await client.hub_status()  # a new request while it drains
+        assert refused.value.reason == "shutting_down"
+        await bob.accept(invite)
+        channel = await opening  # answered before the connection closed
+        assert hub.get_channel(channel.id).state.value == "active"
+        await closing
+    with pytest.raises(TransportError, match="code 1001"):
+        await client.hub_status()
+    await client.aclose()
+    await local.aclose()
 
 
 async def test_request_timeout_raises_hub_timeout_error(hub: Hub, server: Any) -> None:

@@ -30,7 +30,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from ..errors import HubbubError, ProtocolError
+from ..errors import HubbubError, ProtocolError, TransportError
 from ..hub.core import Hub
 from ..hub.session import Session
 from ..model._time import iso_now
@@ -103,6 +103,8 @@ class Connection:
         self._delivered: dict[tuple[str, str, str], None] = {}  # (recipient, channel, envelope), oldest first
         self.requests = 0
         self.closing = False
+        self.draining = False
+        """The server is shutting down: requests already running finish, new ones are refused."""
         self._loop = asyncio.get_running_loop()
         self._flush_pending = False
         self._wakeup = asyncio.Event()  # the socket's buffer is full: the writer waits for it to drain
@@ -273,7 +275,11 @@ class Connection:
             return None
         match frame:
             case RequestFrame():
-                if self.requests >= self.max_inflight:
+                if self.draining:
+                    message = "the hub is shutting down; reconnect and send the request again"
+                    details = {"reason": "shutting_down"}
+                    self._send(ResponseFrame(frame.request_id, False, details, TransportError.code, message))
+                elif self.requests >= self.max_inflight:
                     limit = self.max_inflight
                     message = f"too many requests in flight (limit {limit}); await responses first"
                     self._send(ResponseFrame(frame.request_id, False, None, ProtocolError.code, message))

@@ -38,6 +38,10 @@ DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
 """Largest frame either side accepts by default (16 MiB)."""
 
 
+DRAIN_SECONDS = 5.0
+"""How long a closing server lets running requests finish (a ``task_wait`` may be holding)."""
+
+
 class WsServer:
     """A running WebSocket hub server (from :func:`serve_ws`).
 
@@ -96,22 +100,31 @@ class WsServer:
         """Connections currently open."""
         return len(self._connections)
 
-    async def aclose(self) -> None:
-        """Stop accepting, close every connection with 1001 (going away), cancel running requests.
+    async def aclose(self, grace: float = DRAIN_SECONDS) -> None:
+        """Stop accepting; let running requests finish and send their responses (for up to
+        ``grace`` seconds, new requests refused meanwhile); close every connection with 1001
+        (going away); cancel what still runs.
 
         The hub itself stays open; close it separately.
         """
-        if self._server is None:
+        server, self._server = self._server, None
+        if server is None:
             return
-        self._server.close(close_connections=False)
+        server.close(close_connections=False)
         connections = list(self._connections)
+        for connection in connections:
+            connection.draining = True
+        running = [task for connection in connections for task in connection.inflight]
+        if running:
+            await asyncio.wait(running, timeout=grace)
+        await asyncio.sleep(0)  # their responses go out before the close frame
         await asyncio.gather(
             *(c.close(1001, "hub shutting down") for c in connections), return_exceptions=True
         )
         for connection in connections:
             for task in list(connection.inflight):
                 task.cancel()
-        await self._server.wait_closed()
+        await server.wait_closed()
 
 
 @contextlib.asynccontextmanager
