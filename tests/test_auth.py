@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,26 @@ async def test_api_key_file_formats(tmp_path: Path) -> None:
     assert "line 1: write 'name: key'" in str(err.value)
     with pytest.raises(UsageError):
         ApiKeyAuth({"alice": "short"})
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\xff\xfea\x00l\x00", "is not UTF-8 text"),
+        (
+            f"ops: a-{KEY}\nops: b-{KEY}\n".encode(),
+            "line 2: 'ops' already has a key (line 1); one key per name",
+        ),
+        (f'ops: "{KEY}"\n'.encode(), "line 1: write the key without quotes"),
+        (b"# nothing yet\n", "holds no keys: write lines 'name: key'"),
+        (b"ops: short\n", "the API key for 'ops' must be a string of at least 16 characters"),
+    ],
+)
+def test_api_key_file_mistakes_are_named(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "keys.txt"
+    path.write_bytes(content)
+    with pytest.raises(UsageError, match=re.escape(message)):
+        ApiKeyAuth.from_file(path)
 
 
 async def test_default_hub_is_open_but_a_custom_adapter_can_refuse() -> None:

@@ -36,8 +36,26 @@ def test_precedence_flags_then_environment_then_file(tmp_path: Path) -> None:
     ("flags", "environ", "message"),
     [
         ({"port": -1}, {}, "port must be 0 to 65535"),
-        ({}, {"HUBBUB_PORT": "eighty"}, "bad setting for hubbub serve"),
-        ({}, {"HUBBUB_DURABILITY": "sometimes"}, "bad setting for hubbub serve"),
+        (
+            {},
+            {"HUBBUB_PORT": "eighty"},
+            "bad setting port = 'eighty' (from HUBBUB_PORT): it must be a whole number",
+        ),
+        (
+            {},
+            {"HUBBUB_DURABILITY": "sometimes"},
+            "bad setting durability = 'sometimes' (from HUBBUB_DURABILITY): it must be full, normal or off",
+        ),
+        (
+            {},
+            {"HUBBUB_ALLOW_UNAUTHENTICATED": "yes"},
+            "allow_unauthenticated = 'yes' (from HUBBUB_ALLOW_UNAUTHENTICATED): it must be true or false",
+        ),
+        (
+            {},
+            {"HUBBUB_PING_INTERVAL": "20s"},
+            "ping_interval = '20s' (from HUBBUB_PING_INTERVAL): it must be a number",
+        ),
         ({"host": "192.168.1.5"}, {}, "refusing to serve on 192.168.1.5"),
         ({"tls_key": "k.pem"}, {}, "TLS needs both"),
         ({"retain_closed": "soon"}, {}, "bad retention setting: cannot read duration 'soon'"),
@@ -48,7 +66,7 @@ def test_precedence_flags_then_environment_then_file(tmp_path: Path) -> None:
         ({"ping_interval": -1}, {}, "ping interval must be 0 (off) or more"),
         ({}, {"HUBBUB_PING_TIMEOUT": "0"}, "ping timeout above 0"),
         ({"max_inflight_requests": 0}, {}, "max_inflight_requests must be 1 or more"),
-        ({}, {"HUBBUB_LOOP": "fast"}, "bad setting for hubbub serve"),
+        ({}, {"HUBBUB_LOOP": "fast"}, "loop = 'fast' (from HUBBUB_LOOP): it must be auto, uvloop or asyncio"),
     ],
 )
 def test_bad_settings(flags: dict[str, object], environ: dict[str, str], message: str) -> None:
@@ -142,3 +160,11 @@ def test_closed_channels_kept_in_memory_from_flags_and_environment() -> None:
     assert load_config({}, environ={}).keep_closed == 10_000
     assert load_config({}, environ={"HUBBUB_KEEP_CLOSED": "50"}).keep_closed == 50
     assert load_config({"keep_closed": 7}, environ={"HUBBUB_KEEP_CLOSED": "50"}).keep_closed == 7
+
+
+def test_a_bad_value_in_the_config_file_names_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "hub.toml"
+    config.write_text('ping_interval = "20s"\nretain_closed = [1]\n')
+    with pytest.raises(UsageError) as err:
+        load_config({}, config_file=str(config), environ={})
+    assert f"(from config file {config}): it must be a number of seconds" in str(err.value)

@@ -71,9 +71,13 @@ class ApiKeyAuth:
     def from_file(cls, path: str | Path) -> ApiKeyAuth:
         """Keys from a file: a JSON object ``{"name": "key"}``, or lines ``name: key`` (``#`` comments)."""
         try:
-            text = Path(path).read_text()
+            text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"cannot read the API key file {path}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise UsageError(
+                f"API key file {path} is not UTF-8 text ({exc.reason}); save it as UTF-8"
+            ) from exc
         keys: dict[str, str] = {}
         if text.lstrip().startswith("{"):
             try:
@@ -84,14 +88,25 @@ class ApiKeyAuth:
                 raise UsageError(f"API key file {path} must hold a JSON object of name: key")
             keys = {str(k): v for k, v in loaded.items()}
         else:
+            lines: dict[str, int] = {}
             for number, line in enumerate(text.splitlines(), 1):
                 line = line.split("#", 1)[0].strip()
                 if not line:
                     continue
-                name, sep, key = line.partition(":")
-                if not sep or not name.strip() or not key.strip():
+                name, sep, key = (part.strip() for part in line.partition(":"))
+                if not sep or not name or not key:
                     raise UsageError(f"API key file {path}, line {number}: write 'name: key'")
-                keys[name.strip()] = key.strip()
+                if name in lines:
+                    raise UsageError(
+                        f"API key file {path}, line {number}: {name!r} already has a key (line "
+                        f"{lines[name]}); one key per name"
+                    )
+                if len(key) > 1 and key[0] == key[-1] and key[0] in "'\"":
+                    raise UsageError(f"API key file {path}, line {number}: write the key without quotes")
+                lines[name] = number
+                keys[name] = key
+        if not keys:
+            raise UsageError(f"API key file {path} holds no keys: write lines 'name: key'")
         return cls(keys)
 
     async def validate(self, passport: Passport, claim: Mapping[str, Any]) -> None:

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 import os
 import signal
+import socket
 import ssl
 import sys
 import tomllib
@@ -128,6 +130,7 @@ def load_config(
 ) -> ServeConfig:
     """Merge defaults, the config file, ``HUBBUB_*`` variables and flags (None = not given)."""
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}  # setting -> where its value came from, for error messages
     if config_file:
         try:
             with open(config_file, "rb") as fh:
@@ -136,15 +139,19 @@ def load_config(
             raise UsageError(f"cannot read config file {config_file}: {exc.strerror}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise UsageError(f"config file {config_file} is not valid TOML: {exc}") from exc
+        sources.update((key, f"config file {config_file}") for key in values)
     env = os.environ if environ is None else environ
     for field, name in _ENV.items():
         if name in env:
             values[field] = env[name]
-    values.update({k: v for k, v in flags.items() if v is not None})
+            sources[field] = name
+    given = {k: v for k, v in flags.items() if v is not None}
+    values.update(given)
+    sources.update((key, "--" + key.replace("_", "-")) for key in given)
     try:
         config = msgspec.convert(values, ServeConfig, strict=False)
     except msgspec.ValidationError as exc:
-        raise UsageError(f"bad setting for hubbub serve: {exc}") from exc
+        raise UsageError(_bad_setting(exc, values, sources)) from exc
     config = msgspec.structs.replace(config, db=os.path.abspath(config.db))
     if not 0 <= config.port <= 65535:
         raise UsageError(f"port must be 0 to 65535, got {config.port}")
@@ -169,6 +176,42 @@ def load_config(
             "if the network is trusted"
         )
     return config
+
+
+_ALLOWED = {
+    "durability": "full, normal or off",
+    "loop": "auto, uvloop or asyncio",
+    "allow_unauthenticated": "true or false (1 or 0)",
+}
+
+
+_KINDS = {
+    "int": "a whole number",
+    "int | null": "a whole number",
+    "float": "a number of seconds",
+    "str | float": "a duration such as 30s, 15m, 2h or 30d",
+    "float | str": "a duration such as 30s, 15m, 2h or 30d",
+    "float | str | null": "a duration such as 30s, 15m, 2h or 30d",
+    "str | float | null": "a duration such as 30s, 15m, 2h or 30d",
+    "str": "text",
+    "str | null": "text",
+}
+
+
+def _bad_setting(exc: msgspec.ValidationError, values: Mapping[str, Any], sources: Mapping[str, str]) -> str:
+    """``exc`` as a user's error: which setting, from where, what it should be."""
+    problem, _, path = str(exc).partition(" - at `$.")
+    setting = path.rstrip("`").split(".")[0].split("[")[0]
+    if setting not in values:
+        return f"bad setting for hubbub serve: {exc}"
+    allowed = _ALLOWED.get(setting)
+    if allowed is None:
+        wanted = problem.removeprefix("Expected `").split("`")[0] if problem.startswith("Expected") else ""
+        allowed = _KINDS.get(wanted, wanted or problem)
+    return (
+        f"bad setting {setting} = {values[setting]!r} (from {sources.get(setting, 'defaults')}): "
+        f"it must be {allowed}"
+    )
 
 
 def event_loop(choice: LoopChoice) -> tuple[LoopFactory | None, str]:
@@ -293,6 +336,7 @@ def _loop_name() -> str:
 
 def main(flags: Mapping[str, Any], config_file: str | None) -> int:
     """Entry for the CLI: a clear one-line error and exit status 2 for bad settings."""
+    config: ServeConfig | None = None
     try:
         config = load_config(flags, config_file=config_file)
         factory, _ = event_loop(config.loop)
@@ -305,5 +349,18 @@ def main(flags: Mapping[str, Any], config_file: str | None) -> int:
         print(f"hubbub serve: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"hubbub serve: cannot listen: {exc.strerror or exc}", file=sys.stderr)
+        print(f"hubbub serve: {_os_error(exc, config)}", file=sys.stderr)
         return 1
+
+
+def _os_error(exc: OSError, config: ServeConfig | None) -> str:
+    if config is None:
+        return str(exc)
+    where = f"{config.host}:{config.port}"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot listen on {where}: {exc.strerror}; check --host (a name or address of this machine)"
+    if exc.errno == errno.EADDRINUSE:
+        return f"cannot listen on {where}: the address is in use; pick another --port, or stop what uses it"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {where}: no such address on this machine; check --host"
+    return f"cannot listen on {where}: {exc.strerror or exc}"

@@ -27,8 +27,11 @@ T = TypeVar("T")
 class ThreadHub:
     """A hub served over WebSocket from a background thread's event loop."""
 
-    def __init__(self, auth: AuthRegistry | None = None) -> None:
+    def __init__(
+        self, auth: AuthRegistry | None = None, *, invite_ack_timeout: float = 5 * TIME_UNIT
+    ) -> None:
         self._auth = auth
+        self._invite_ack_timeout = invite_ack_timeout
         self._loop = asyncio.new_event_loop()
         self._ready: Future[str] = Future()
         self._stop: asyncio.Event | None = None
@@ -46,7 +49,7 @@ class ThreadHub:
         self._stop = asyncio.Event()
         try:
             async with (
-                Hub(invite_ack_timeout=5 * TIME_UNIT, auth=self._auth) as hub,
+                Hub(invite_ack_timeout=self._invite_ack_timeout, auth=self._auth) as hub,
                 serve_ws(hub) as server,
                 HubClient(LocalLink(hub)) as client,
             ):

@@ -90,9 +90,10 @@ def test_a_file_in_use_by_a_hub_is_refused(db: tuple[Path, str], capsys: pytest.
             [],
             "nothing to do: pass --retain-closed, --closed-max-envelopes, --retain-audit or --audit-max-rows",
         ),
-        (["--closed-max-envelopes", "-3"], "closed_wal_max_envelopes must be an int (0 or more)"),
+        (["--closed-max-envelopes", "-3"], "argument --closed-max-envelopes: expected 0 or more, got '-3'"),
         (["--retain-closed", "later"], "cannot read duration 'later'"),
-        (["--audit-max-rows", "-1"], "audit_max_rows must be an int (0 or more)"),
+        (["--audit-max-rows", "-1"], "argument --audit-max-rows: expected 0 or more, got '-1'"),
+        (["--audit-max-rows", "many"], "argument --audit-max-rows: expected a whole number, got 'many'"),
     ],
 )
 def test_bad_flags_are_usage_errors(
@@ -107,3 +108,7 @@ def test_a_missing_file_is_not_created(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["compact", "--db", str(missing), "--retain-audit", "1d"]) == 1
     assert capsys.readouterr().err == f"hubbub compact: no database file {missing}\n"
     assert not missing.exists()
+    assert main(["compact", "--db", str(tmp_path), "--retain-audit", "1d"]) == 1
+    assert (
+        capsys.readouterr().err == f"hubbub compact: {tmp_path} is a directory, not a hub's database file\n"
+    )

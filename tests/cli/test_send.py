@@ -8,8 +8,19 @@ from collections.abc import Iterator
 
 import pytest
 
-from hubbub import EV_TEXT, ApiKeyAuth, AuthBlock, AuthRegistry, Envelope, FunctionAgent, Passport
+from hubbub import (
+    EV_TEXT,
+    ApiKeyAuth,
+    AuthBlock,
+    AuthRegistry,
+    Envelope,
+    FunctionAgent,
+    HubClient,
+    LocalLink,
+    Passport,
+)
 from tests.cli.conftest import Cli, ThreadHub
+from tests.conftest import TIME_UNIT
 
 OPS_KEY = "ops-key-0123456789abcdef"
 ECHO_KEY = "echo-key-0123456789abcd"
@@ -111,6 +122,26 @@ def test_waiting_gives_up_or_sees_the_channel_end(cli: Cli, served: ThreadHub) -
     status, _, err = cli("send", "--to", "closer", "hello?", "--type", "conversation", "--wait")
     assert status == 1
     assert err.endswith("ended (not talking) before anyone replied\n")
+
+
+def test_sending_to_an_agent_that_never_answers_is_the_hubs_refusal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    impatient = ThreadHub(invite_ack_timeout=0.3 * TIME_UNIT).start()
+    cli = Cli(capsys, impatient.url)
+    try:
+
+        async def offline() -> None:
+            away = HubClient(LocalLink(impatient.hub))
+            await away.register(name="offline", handle_turns=False)
+            await away.aclose()
+
+        impatient.run(offline)
+        status, out, err = cli("send", "--to", "offline", "hi")
+        assert (status, out) == (1, "")  # the hub answered: not status 3 (no hub)
+        assert "offline did not ack the invite to channel" in err
+    finally:
+        impatient.stop()
 
 
 @pytest.fixture

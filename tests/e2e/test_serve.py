@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -121,6 +122,25 @@ async def test_a_hub_served_over_tls_talks_wss_only(tmp_path: Path) -> None:
         with pytest.raises(TransportError, match="CERTIFICATE_VERIFY_FAILED"):
             async with HubClient(WsLink(url, ssl_context=ssl.create_default_context())):
                 pass
+        # The command line says what to do about either mistake.
+        cli = [sys.executable, "-m", "hubbub.cli", "status", "--url"]
+        untrusted = await asyncio.to_thread(subprocess.run, [*cli, url], capture_output=True, text=True)
+        assert untrusted.returncode == 3
+        assert "the hub's TLS certificate is not trusted here" in untrusted.stderr
+        assert "SSL_CERT_FILE" in untrusted.stderr
+        plain = url.replace("wss://", "ws://")
+        wrong_scheme = await asyncio.to_thread(subprocess.run, [*cli, plain], capture_output=True, text=True)
+        assert wrong_scheme.returncode == 3
+        assert "if the hub serves TLS (hubbub serve --tls-cert), use a wss:// URL" in wrong_scheme.stderr
+        ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+        trusted = await asyncio.to_thread(
+            subprocess.run,
+            [*cli, url],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "SSL_CERT_FILE": str(tmp_path / "ca.pem")},
+        )
+        assert trusted.returncode == 0, trusted.stderr
     finally:
         proc.send_signal(signal.SIGTERM)
         await asyncio.to_thread(proc.communicate, timeout=20)
@@ -228,3 +248,29 @@ def test_readme_remote_snippet_talks_to_a_served_hub(served: tuple[subprocess.Po
         "hubbub.errors.UsageError: an agent named 'shouter' is already registered; pick another name,"
         " or attach to the existing identity with HubClient.attach()"
     )
+
+
+def test_where_it_cannot_listen_is_named_with_what_to_do(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = subprocess.run(
+            [*SERVE, "--port", str(port), "--db", str(tmp_path / "a.db")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert busy.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}: the address is in use; pick another --port" in busy.stderr
+    unknown = subprocess.run(
+        [*SERVE, "--host", "nosuchhost.invalid", "--allow-unauthenticated", "--db", str(tmp_path / "b.db")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert unknown.returncode == 1
+    assert "cannot listen on nosuchhost.invalid:8765" in unknown.stderr
+    assert "check --host" in unknown.stderr

@@ -34,15 +34,25 @@ def add_retention_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--closed-max-envelopes",
-        type=int,
+        type=_count,
         metavar="N",
         help="keep at most N envelopes of closed channels in all: beyond that, empty the WALs of "
         "the channels that closed first",
     )
     parser.add_argument("--retain-audit", metavar="DURATION", help="keep audit records this long, e.g. 90d")
     parser.add_argument(
-        "--audit-max-rows", type=int, metavar="N", help="keep at most the N latest audit records"
+        "--audit-max-rows", type=_count, metavar="N", help="keep at most the N latest audit records"
     )
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {text!r}")
+    return value
 
 
 def _add(commands: Subparsers) -> None:
@@ -82,6 +92,8 @@ def _run(args: argparse.Namespace) -> int:
             "nothing to do: pass --retain-closed, --closed-max-envelopes, --retain-audit or --audit-max-rows"
         )
         return fail(_PROG, wanted, EXIT_USAGE)
+    if os.path.isdir(args.db):
+        return fail(_PROG, f"{args.db} is a directory, not a hub's database file")
     if not os.path.isfile(args.db):
         return fail(_PROG, f"no database file {args.db}")
     try:

@@ -27,7 +27,7 @@ from typing import TypeVar
 
 from ..client.agent_client import AgentClient
 from ..client.hub_client import HubClient
-from ..errors import AuthError, HubbubError, NotFoundError, TransportError, UsageError
+from ..errors import AuthError, HubbubError, HubTimeoutError, NotFoundError, TransportError, UsageError
 from ..model.identity import AuthBlock, Passport, Resume
 from ..model.rule import InboxBlock, LimitsBlock, Rule
 from ..transport.ws_client import WsLink
@@ -228,7 +228,11 @@ def run_remote(args: argparse.Namespace, body: Body, *, wait: float = 0.0) -> in
         return EXIT_OK if getattr(args, "follow", False) else EXIT_INTERRUPTED
     except CliError as exc:
         return fail(prog, exc, exc.status)
-    except TransportError as exc:  # includes HubTimeoutError
+    except HubTimeoutError as exc:
+        if exc.reason:  # the hub answered: what it waited for (an invitee's ack) did not come
+            return fail(prog, exc)
+        return fail(prog, _unreachable(args.url, exc), EXIT_UNREACHABLE)
+    except TransportError as exc:
         return fail(prog, _unreachable(args.url, exc), EXIT_UNREACHABLE)
     except AuthError as exc:
         hint = "" if args.key else "; pass --key KEY (or set HUBBUB_KEY) if the hub checks credentials"
@@ -250,6 +254,13 @@ def _not_found(url: str, exc: NotFoundError) -> str:
 
 def _unreachable(url: str, exc: TransportError) -> str:
     text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return (
+            f"{text}; the hub's TLS certificate is not trusted here: if it is self-signed, point "
+            "SSL_CERT_FILE at it (or at the CA that signed it)"
+        )
+    if url.startswith("ws://") and "did not receive a valid HTTP response" in text:
+        return f"{text}; if the hub serves TLS (hubbub serve --tls-cert), use a wss:// URL"
     if text.startswith("could not connect"):
         return f"{text}; is a hub running there? Start one with `hubbub serve`, or pass --url"
     return text
