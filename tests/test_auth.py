@@ -90,6 +90,12 @@ async def test_api_key_file_formats(tmp_path: Path) -> None:
         ApiKeyAuth({"alice": "short"})
 
 
+async def test_a_key_file_with_a_byte_order_mark_reads_as_without(tmp_path: Path) -> None:
+    path = tmp_path / "keys.txt"
+    path.write_bytes(f"\ufeffalice: {KEY}\n".encode())
+    await ApiKeyAuth.from_file(path).validate(Passport(name="alice"), {"api_key": KEY})
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

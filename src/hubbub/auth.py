@@ -71,7 +71,7 @@ class ApiKeyAuth:
     def from_file(cls, path: str | Path) -> ApiKeyAuth:
         """Keys from a file: a JSON object ``{"name": "key"}``, or lines ``name: key`` (``#`` comments)."""
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            text = Path(path).read_text(encoding="utf-8-sig")  # a byte-order mark is not part of a name
         except OSError as exc:
             raise UsageError(f"cannot read the API key file {path}: {exc.strerror}") from exc
         except UnicodeDecodeError as exc:

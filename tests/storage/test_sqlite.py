@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -575,6 +576,24 @@ async def test_an_empty_file_beside_a_write_ahead_log_is_refused_and_the_log_kep
     assert str(path) in str(caught.value)
     assert wal.stat().st_size > 0
     assert path.stat().st_size == 0
+
+
+async def test_a_missing_file_beside_a_log_or_an_empty_one_behind_a_symlink_is_refused(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "hub.db"
+    await fill(path, 10)
+    wal = tmp_path / "hub.db-wal"
+    wal.write_bytes(random.Random(6).randbytes(8192))
+    path.unlink()  # moved away without its log
+    with pytest.raises(StorageError, match="it is missing but its write-ahead log"):
+        SqliteStore(path)
+    path.write_bytes(b"")
+    alias = tmp_path / "alias.db"
+    alias.symlink_to(path)  # SQLite names the log after the real file
+    with pytest.raises(StorageError, match=f"it is empty but its write-ahead log {re.escape(str(wal))}"):
+        SqliteStore(alias)
+    assert wal.stat().st_size == 8192
 
 
 async def test_an_empty_file_alone_is_a_new_database(tmp_path: Path) -> None:

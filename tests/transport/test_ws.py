@@ -433,7 +433,8 @@ async def test_a_slow_consumer_is_closed_with_1013_and_others_carry_on(hub: Hub)
 
 async def test_unread_responses_are_bounded_in_bytes_too(hub: Hub) -> None:
     # Few frames, many bytes: each response to read_wal is ~600 KB; the reader never reads.
-    async with serve_ws(hub, outbox_bytes=4 << 20) as server, HubClient(WsLink(server.url)) as client:
+    limits = {"outbox_bytes": 4 << 20, "max_frame_bytes": 1 << 20}
+    async with serve_ws(hub, **limits) as server, HubClient(WsLink(server.url)) as client:
         alice = await client.register(name="alice", handle_turns=False)
         await client.register(name="bob", handle_turns=False)
         channel = await alice.open("conversation", "bob")
@@ -550,6 +551,12 @@ async def test_connecting_to_nothing_is_a_transport_error() -> None:
     with pytest.raises(TransportError) as err:
         await HubClient(WsLink(url, open_timeout=WAIT)).connect()
     assert url in str(err.value)
+
+
+async def test_the_outbox_must_hold_one_frame_of_the_largest_size(hub: Hub) -> None:
+    with pytest.raises(UsageError, match=r"outbox_bytes \(50000\) must be at least max_frame_bytes"):
+        async with serve_ws(hub, outbox_bytes=50_000, max_frame_bytes=65_536):
+            pass
 
 
 async def test_an_open_hub_is_not_served_beyond_loopback_unless_allowed(hub: Hub) -> None:

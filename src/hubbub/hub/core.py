@@ -462,7 +462,8 @@ class Hub(IdentityApi, DelegationApi):
         try:
             for record in self.channels.of_agent(agent_id):
                 cursor = self.delivery.cursor(agent_id, record.id)
-                start = last = max(filter(None, (cursor, since)), default=None)
+                start = max(filter(None, (cursor, since)), default=None)
+                last = cursor  # what it has surely seen (not ``since``: new envelopes may be below it)
                 while batch := await self.store.read_wal(record.id, since=start, limit=500):
                     for envelope in batch:
                         if self.dispatcher.replayable(envelope, agent_id):

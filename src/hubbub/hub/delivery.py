@@ -108,6 +108,14 @@ class Delivery:
     def bind(self, agent_id: str, endpoint: Endpoint) -> None:
         """Send ``agent_id``'s deliveries to ``endpoint`` from now on."""
         self.endpoints[agent_id] = endpoint
+        holding = self.holdings.get(agent_id)
+        if holding is not None and holding.endpoint is not endpoint:
+            del self.holdings[agent_id]  # the old connection's: a replay there owes this one nothing
+
+    def holding(self, agent_id: str, endpoint: Endpoint) -> Holding | None:
+        """What keeps ``agent_id``'s new envelopes back on ``endpoint`` now, if anything."""
+        holding = self.holdings.get(agent_id)
+        return holding if holding is not None and holding.endpoint is endpoint else None
 
     def unbind(self, agent_id: str, endpoint: Endpoint | None = None) -> None:
         """Stop delivering to ``agent_id`` (only if still bound to ``endpoint``, when given)."""

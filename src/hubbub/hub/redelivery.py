@@ -122,7 +122,9 @@ class Redelivery:
         # Disconnected now: the counter stays and the replay on re-attach delivers it.
         endpoint = self._delivery.endpoint_of(agent_id)
         if endpoint is not None and (agent_id, envelope_id) in self.attempts:
-            endpoint.deliver(envelope, agent_id)
+            holding = self._delivery.holding(agent_id, endpoint)
+            if holding is None or not holding.take(envelope):  # a replay running: in its order
+                endpoint.deliver(envelope, agent_id)
 
     def _dead_letter(
         self, agent_id: str, channel_id: str, envelope_id: str, reason: str, attempts: int

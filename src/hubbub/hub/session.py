@@ -196,8 +196,11 @@ class Session:
             passport = await self.hub.authenticate(name, str(p.get("auth_scheme") or "none"), claim)
         assert passport.agent_id is not None
         self.bind(passport.agent_id, push_turns=push)
+        delivery = self.hub.delivery
         if _opt_bool(p, "hold"):  # a replay follows: new envelopes wait for it (hub/delivery.py)
-            self.hub.delivery.hold(passport.agent_id)
+            delivery.hold(passport.agent_id)
+        elif (holding := delivery.holding(passport.agent_id, self.endpoint)) is not None:
+            delivery.release(holding)  # attached again, without a replay to wait for
         return passport
 
     async def _replay(self, p: dict[str, Any]) -> int:

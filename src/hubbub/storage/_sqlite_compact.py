@@ -27,6 +27,7 @@ VACUUM_PAGES = 16384
 _CHANNELS = "SELECT channel_id, body, retired FROM channels ORDER BY rowid"
 _LENGTH = "SELECT length, last_id FROM wal_channels WHERE channel_id = ?"
 _LENGTHS = "SELECT channel_id, length FROM wal_channels WHERE length > 0"
+_RETIRED = "SELECT retired FROM channels WHERE channel_id = ?"
 _END_CURSOR = (
     "INSERT INTO cursors (agent_id, channel_id, envelope_id) VALUES (?, ?, ?)"
     " ON CONFLICT (agent_id, channel_id) DO UPDATE SET envelope_id = excluded.envelope_id"
@@ -134,6 +135,8 @@ class CompactionJob:
         conn.execute("DELETE FROM wal WHERE channel_id = ?", (channel_id,))
         conn.execute("UPDATE wal_channels SET length = 0 WHERE channel_id = ?", (channel_id,))
         participants = self.participants.get(channel_id, [])
+        if participants and conn.execute(_RETIRED, (channel_id,)).fetchone()[0]:
+            participants = []  # retired since it was chosen: its cursors are gone, and stay so
         conn.executemany(_END_CURSOR, [(agent_id, channel_id, last_id) for agent_id in participants])
         mark: dict[str, Any] = {"at": iso_now(), "envelopes": length}
         conn.execute(_MARK, (COMPACTED_PREFIX + channel_id, _encode(mark)))

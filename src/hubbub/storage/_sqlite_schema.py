@@ -266,17 +266,19 @@ def _check_header(path: str) -> None:
         with open(path, "rb") as f:
             header = f.read(100)
     except FileNotFoundError:
-        return
+        header = b""
     except OSError as exc:
         raise _fail(path, f"cannot read it ({exc.strerror})", "Check the path and its permissions") from exc
     if not header:
-        # An empty file: SQLite makes it a new database, and would delete a log left beside it.
-        wal = _size(f"{path}-wal")
-        if wal:
+        # Missing or empty: SQLite makes a new database, and would delete a log left beside it
+        # (named after the file symlinks lead to, as SQLite names it).
+        log = f"{os.path.realpath(path)}-wal"
+        if size := _size(log):
+            problem = "it is empty" if os.path.exists(path) else "it is missing"
             raise _fail(
                 path,
-                f"it is empty but its write-ahead log {path}-wal holds {wal} bytes (the file was "
-                "truncated or replaced after the hub stopped)",
+                f"{problem} but its write-ahead log {log} holds {size} bytes (the file was truncated, "
+                "moved or replaced after the hub stopped)",
                 _RESTORE,
             )
         return

@@ -162,6 +162,11 @@ async def serve_ws(
     ``none``) is served on a loopback address only, unless
     ``allow_unauthenticated``: anyone who can reach it could act as any agent.
     """
+    if outbox_bytes < max_frame_bytes:
+        raise UsageError(
+            f"outbox_bytes ({outbox_bytes}) must be at least max_frame_bytes ({max_frame_bytes}): "
+            "one response of the largest size must fit"
+        )
     if hub.auth.open and not allow_unauthenticated and not is_loopback(host):
         raise UsageError(
             f"refusing to serve on {host} without authentication: anyone who can reach it could act as "
