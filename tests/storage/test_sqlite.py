@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import re
 import sqlite3
@@ -57,6 +58,23 @@ async def fill(path: Path, count: int) -> list[Envelope]:
 
 
 # durability
+
+
+async def test_the_wal_is_checkpointed_off_the_commit_path_and_stays_small(tmp_path: Path) -> None:
+    path = tmp_path / "hub.db"
+    wal = f"{path}-wal"
+    store = SqliteStore(path, durability="normal")
+    largest = 0
+    for n in range(400):  # commits back to back, ~1 MB of WAL each: the copy never catches up alone
+        await asyncio.gather(*[store.append(text(f"c{k}", n)) for k in range(250)])
+        largest = max(largest, await asyncio.to_thread(os.path.getsize, wal))
+    assert store.checkpoints >= 400 // 32 - 1  # the thread's
+    assert largest < 128 << 20  # the writer helped, and the WAL started over; unchecked it passes 400 MB
+    await store.aclose()
+    assert not await asyncio.to_thread(os.path.exists, wal)  # a clean close folds it into the file
+    again = await SqliteStore.open(path)
+    assert await again.wal_length("c7") == 400
+    await again.aclose()
 
 
 async def test_everything_written_is_there_after_reopening(tmp_path: Path) -> None:

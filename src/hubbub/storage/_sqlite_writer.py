@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import StorageError
+from ._sqlite_checkpointer import Checkpointer
 from ._sqlite_schema import (
     DELETE_AGENT,
     DELETE_CURSOR,
@@ -130,13 +131,19 @@ class Writer:
     transaction holding it committed (error None) or failed.
     """
 
-    def __init__(self, conn: sqlite3.Connection, path: str, settled: Settled) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, path: str, settled: Settled, checkpointer: Checkpointer | None = None
+    ) -> None:
         self.queue: queue.SimpleQueue[Batch] = queue.SimpleQueue()
         self.commits = 0
         self.failure: StorageError | None = None
         self._conn = conn
         self._path = path
         self._settled = settled
+        self._checkpointer = checkpointer
+        """Checkpoints the WAL on its own thread (then this connection does not)."""
+        if checkpointer is not None:
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
         self.thread = threading.Thread(target=self._run, name=f"hubbub-sqlite-writer:{path}", daemon=True)
         self.thread.start()
 
@@ -169,6 +176,8 @@ class Writer:
                         error.__cause__ = exc
                 self._settle(batches, error)
             if stop is not None:
+                if self._checkpointer is not None:
+                    self._checkpointer.close()
                 self._conn.close()
                 self._settle([stop], None)
                 return
@@ -255,6 +264,11 @@ class Writer:
                 conn.execute("ROLLBACK")
             raise
         self.commits += 1
+        checkpointer = self._checkpointer
+        if checkpointer is not None:
+            checkpointer.committed()
+            if checkpointer.behind:
+                checkpointer.help(conn)
         for _, after in jobs:
             if after is not None:
                 try:

@@ -2,8 +2,10 @@
 
 Writes go to one writer thread (see ``_sqlite_writer``) in the order they are
 made; reads run on a second connection in a reader thread, so neither ever
-blocks the event loop. Every read is an index lookup or an index range scan
-(see ``_sqlite_schema``): its cost does not grow with a channel's length.
+blocks the event loop; a third thread and connection checkpoint the WAL into
+the file (``_sqlite_checkpointer``), so no commit waits for that. Every read is
+an index lookup or an index range scan (see ``_sqlite_schema``): its cost does
+not grow with a channel's length.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ..model.channel import ChannelMetadata
 from ..model.envelope import Envelope
 from . import _sqlite_schema as sql
 from ._sqlite_batches import TurnBatches
+from ._sqlite_checkpointer import Checkpointer
 from ._sqlite_compact import CompactionJob
 from ._sqlite_recent import RecentEnvelopes
 from ._sqlite_schema import Durability, connect, lock_file, open_database, unlock_file
@@ -105,6 +108,7 @@ class SqliteStore(Store):
                 # Per live channel: its last envelope id ("" if none yet); retired ones are not here.
                 self._last_ids: dict[str, str] = dict(self._conn.execute(sql.LOAD_LAST_IDS).fetchall())
                 self._any_retired = self._conn.execute(sql.ANY_RETIRED).fetchone() is not None
+                checkpointer = Checkpointer(connect(self.path, durability), self.path)
             except BaseException:
                 writer_conn.close()
                 raise
@@ -112,7 +116,8 @@ class SqliteStore(Store):
             unlock_file(self._lock)
             raise
         self._recent = self._fresh_recent()
-        self._writer = Writer(writer_conn, self.path, self._settled)
+        self._checkpointer = checkpointer
+        self._writer = Writer(writer_conn, self.path, self._settled, checkpointer)
         self._batches = TurnBatches(self._writer, self.path)
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="hubbub-sqlite-reader")
         self._decode_envelope = msgspec.json.Decoder(Envelope).decode
@@ -129,6 +134,11 @@ class SqliteStore(Store):
     def commits(self) -> int:
         """Transactions committed so far (group commit: usually far fewer than writes)."""
         return self._writer.commits
+
+    @property
+    def checkpoints(self) -> int:
+        """Checkpoints the background thread ran so far (commits never run one themselves)."""
+        return self._checkpointer.runs
 
     def __repr__(self) -> str:
         return f"SqliteStore({self.path!r}, durability={self.durability!r})"
