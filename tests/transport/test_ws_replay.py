@@ -13,6 +13,7 @@ import websockets
 
 from hubbub import (
     EV_TEXT,
+    Channel,
     Envelope,
     Hub,
     HubClient,
@@ -59,13 +60,16 @@ async def test_long_replay_over_a_small_outbox_arrives_whole_and_in_order(hub: H
     await local.aclose()
 
 
-async def backlog(hub: Hub, alice: Any, size: int) -> tuple[Any, list[str]]:
-    """A conversation alice -> bob holding ``size`` texts bob (registered, gone) never acked."""
+async def backlog(hub: Hub, size: int) -> tuple[HubClient, Channel, list[str]]:
+    """alice's client (in process) and a conversation alice -> bob holding ``size`` texts bob
+    (registered, gone) never acked."""
+    local = HubClient(LocalLink(hub))
+    alice = await local.register(name="alice", handle_turns=False)
     away = HubClient(LocalLink(hub))
     await away.register(name="bob", handle_turns=False, rule=ROOMY)
     channel = await alice.open("conversation", "bob")
     await away.aclose()
-    return channel, [await channel.send(f"old{i}") for i in range(size)]
+    return local, channel, [await channel.send(f"old{i}") for i in range(size)]
 
 
 async def send_live(channel: Any, count: int) -> list[str]:
@@ -77,9 +81,7 @@ async def send_live(channel: Any, count: int) -> list[str]:
 
 
 async def test_new_envelopes_during_a_replay_follow_the_backlog(hub: Hub, link: str) -> None:
-    local = HubClient(LocalLink(hub))
-    alice = await local.register(name="alice", handle_turns=False)
-    channel, old = await backlog(hub, alice, 1500)
+    local, channel, old = await backlog(hub, 1500)
     async with serve_ws(hub, port=0, outbox_size=100) as server:
         back = HubClient(LocalLink(hub) if link == "local" else WsLink(server.url))
         bob = await back.attach(None, "bob", handle_turns=False, since_envelope_id=None)
@@ -100,9 +102,7 @@ async def test_new_envelopes_during_a_replay_follow_the_backlog(hub: Hub, link: 
 
 
 async def test_a_hello_holds_new_envelopes_until_its_replay_sent_the_backlog(hub: Hub) -> None:
-    local = HubClient(LocalLink(hub))
-    alice = await local.register(name="alice", handle_turns=False)
-    channel, old = await backlog(hub, alice, 1500)
+    local, channel, old = await backlog(hub, 1500)
     async with serve_ws(hub, port=0, outbox_size=100) as server:
         ws = await websockets.connect(server.url, compression=None)
         await ws.send(json.dumps({"kind": "hello", "name": "bob", "since_envelope_id": ""}))
@@ -115,9 +115,7 @@ async def test_a_hello_holds_new_envelopes_until_its_replay_sent_the_backlog(hub
 
 
 async def test_an_attach_that_asks_to_hold_keeps_new_envelopes_for_its_replay(hub: Hub) -> None:
-    local = HubClient(LocalLink(hub))
-    alice = await local.register(name="alice", handle_turns=False)
-    channel, old = await backlog(hub, alice, 50)
+    local, channel, old = await backlog(hub, 50)
     async with serve_ws(hub, port=0) as server:
         ws = await websockets.connect(server.url, compression=None)
         assert await request(ws, "attach", {"name": "bob", "hold": True}) == []
@@ -163,9 +161,7 @@ async def test_a_peer_that_vanishes_during_a_stalled_replay_is_let_go(hub: Hub) 
     # A hello's replay runs before the connection reads on; stalled on a full outbox (the peer
     # stopped reading), it must still end when the socket does, or the agent stays bound to a
     # dead connection and the server cannot shut down.
-    local = HubClient(LocalLink(hub))
-    alice = await local.register(name="alice", handle_turns=False)
-    channel, _ = await backlog(hub, alice, 0)
+    local, channel, _ = await backlog(hub, 0)
     for _ in range(1500):
         await channel.send("x" * 8000)
     bob_id = hub.registry.id_for_name("bob")
