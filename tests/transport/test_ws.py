@@ -568,3 +568,54 @@ async def test_an_open_hub_is_not_served_beyond_loopback_unless_allowed(hub: Hub
                 pass
     async with serve_ws(hub, "localhost") as server:  # loopback names are fine
         assert server.port > 0
+
+
+@pytest.mark.parametrize(
+    ("op", "params", "code", "message"),
+    [
+        ("list_channels", {"agent_id": 7}, "protocol_error", "param 'agent_id' must be a string"),
+        ("replay", {}, "protocol_error", "param 'agent_id' is required"),
+        ("replay", {"agent_id": "{me}", "since_envelope_id": 5}, "protocol_error", "since_envelope_id"),
+        ("list_channels", {"state": "sleepy"}, "protocol_error", "param 'state' must be one of pending"),
+        ("read_wal", {"channel_id": "c", "limit": 10**30}, "protocol_error", "param 'limit' must be"),
+        ("record_observation", {"owner_id": "{me}", "capability": "x", "outcome": [1]}, "protocol_error",
+         "param 'outcome' must be one of"),
+        ("create_channel", {"creator_id": "{me}", "manifest_type": "conversation", "participants": ["peer"],
+                            "knobs": {"views": {"peer": "windowed"}, "window": "x"}},
+         "channel_rule", "knob 'window' must be an integer of 0 or more, got 'x'"),
+        ("create_channel", {"creator_id": "{me}", "manifest_type": "conversation", "participants": ["peer"],
+                            "knobs": {"views": {"peer": "nosuch"}}},
+         "channel_rule", "knob 'views': unknown view policy 'nosuch'"),
+        ("set_rule", {"agent_id": "{me}", "rule": {"limits": {"channel_ttl_default": "9999999999d"}}},
+         "usage", "limits.channel_ttl_default must be at most a century"),
+    ],
+)  # fmt: skip
+async def test_wrong_params_are_named_and_the_connection_carries_on(
+    hub: Hub, server: Any, op: str, params: dict[str, Any], code: str, message: str
+) -> None:
+    async with await raw(server.url) as ws:
+        me = await register(ws, "me")
+        await register(ws, "peer")
+        filled = {k: v.format(me=me) if isinstance(v, str) else v for k, v in params.items()}
+        response = await call(ws, op, filled)
+        assert not response["ok"]
+        assert code in (
+            response["error_code"],
+            (response["result"] or {}).get("code"),
+        )  # ag2's codes, and ours
+        assert message in response["error_message"]
+        assert (await call(ws, "hub_status", {}))["ok"]  # the same connection goes on
+
+
+async def test_an_error_quoting_a_huge_input_is_cut_to_fit(hub: Hub) -> None:
+    async with serve_ws(hub, max_frame_bytes=4 << 20) as server, await raw(server.url, max_size=None) as ws:
+        huge = "A" * (3 << 20)
+        await send(
+            ws, {"kind": "request", "request_id": "big", "op": "get_resume", "params": {"agent_id": huge}}
+        )
+        response = await next_frame(ws, "response")
+        assert not response["ok"]
+        assert response["error_code"] == "not_found"
+        assert len(response["error_message"]) < 3000
+        assert "more characters)" in response["error_message"]
+        assert (await call(ws, "hub_status", {}))["ok"]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from ..errors import ChannelRuleError
+from ..errors import ChannelRuleError, UsageError
 from ..model.channel import ChannelMetadata
 from ..model.envelope import Envelope, is_bypass_event
+from .views import view_policy_by_name
 
-__all__ = ["check_participant_count", "is_bypass", "knob_int"]
+__all__ = ["check_participant_count", "check_view_knobs", "is_bypass", "knob_int"]
 
 
 def is_bypass(envelope: Envelope) -> bool:
@@ -41,3 +42,35 @@ def knob_int(metadata: ChannelMetadata, name: str) -> int | None:
             reason=f"knob:{name}",
         )
     return value
+
+
+def check_view_knobs(metadata: ChannelMetadata) -> None:
+    """Refuse bad ``views`` (participant name or id -> view policy name) and ``window`` (lines a
+    windowed view keeps, 0 or more) knobs, which every channel type takes."""
+    kind, channel_id = metadata.manifest.type, metadata.channel_id
+    window = metadata.knobs.get("window")
+    if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 0):
+        raise ChannelRuleError(
+            f"{kind} channel {channel_id}: knob 'window' must be an integer of 0 or more, got {window!r}",
+            channel_id=channel_id,
+            reason="knob:window",
+        )
+    views = metadata.knobs.get("views")
+    if views is None:
+        return
+    if not isinstance(views, dict) or not all(isinstance(v, str) for v in views.values()):
+        raise ChannelRuleError(
+            f"{kind} channel {channel_id}: knob 'views' must map participants to view policy names, "
+            f"got {views!r}",
+            channel_id=channel_id,
+            reason="knob:views",
+        )
+    for name in views.values():
+        try:
+            view_policy_by_name(name)
+        except UsageError as exc:
+            raise ChannelRuleError(
+                f"{kind} channel {channel_id}: knob 'views': {exc}",
+                channel_id=channel_id,
+                reason="knob:views",
+            ) from None

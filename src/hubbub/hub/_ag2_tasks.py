@@ -55,7 +55,7 @@ def _text(params: dict[str, Any], key: str) -> str:
 
 
 def _state(value: Any, what: str) -> str:
-    if value not in _OPEN_STATES and value not in _FINISHED:
+    if not isinstance(value, str) or (value not in _OPEN_STATES and value not in _FINISHED):
         known = ", ".join(sorted(_OPEN_STATES | _FINISHED.keys()))
         raise ProtocolError(f"{what} must be one of {known}, got {value!r}")
     return str(value)
@@ -85,7 +85,7 @@ async def observe_task(session: Session, p: dict[str, Any]) -> None:
     metadata = p.get("metadata")
     if not isinstance(metadata, dict):
         raise ProtocolError(f"param 'metadata' must be an ag2 TaskMetadata object, got {metadata!r}")
-    owner = session._require_bound(metadata.get("owner_id"))
+    owner = session._require_bound(metadata.get("owner_id"), "metadata.owner_id")
     task_id = _text(metadata, "task_id")
     state = _state(metadata.get("state", "created"), "metadata.state")
     spec = metadata.get("spec")
@@ -109,7 +109,7 @@ async def update_task(session: Session, p: dict[str, Any]) -> None:
 
 
 async def record_observation(session: Session, p: dict[str, Any]) -> None:
-    session._require_bound(p.get("owner_id"))
+    session._require_bound(p.get("owner_id"), "owner_id")
     _text(p, "capability")
     _state(p.get("outcome"), "param 'outcome'")
 

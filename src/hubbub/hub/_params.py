@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from ..errors import ProtocolError, UsageError
-from ..model.rule import parse_duration
+from ..model.rule import MAX_DURATION, parse_duration
 
 __all__ = ["as_type", "count", "opt_dict", "opt_str", "req_str", "str_list", "ttl"]
 
@@ -76,7 +76,7 @@ def str_list(params: dict[str, Any], key: str) -> list[str]:
     return value
 
 
-_MAX_TTL = 100 * 366 * 86400.0
+_MAX_TTL = MAX_DURATION
 
 
 def ttl(value: Any) -> str | float | None:

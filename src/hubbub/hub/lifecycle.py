@@ -12,6 +12,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
+from ..adapters._common import check_view_knobs
 from ..adapters.registry import AdapterRegistry
 from ..errors import AccessDeniedError, HubTimeoutError, UsageError
 from ..model._time import from_iso, iso_now, to_iso
@@ -154,6 +155,7 @@ class Lifecycle:
             pending_acks=list(invitees),
         )
         adapter.validate_create(metadata)
+        check_view_knobs(metadata)  # every channel type takes them; the hub reads them at each turn
         record = ChannelRecord(metadata, adapter, adapter.initial_state(metadata))
         record.observer = observer
         if first is not None:

@@ -10,6 +10,7 @@ themselves (in process); results are typed records the transport encodes.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,7 +18,7 @@ import msgspec
 
 from ..adapters.base import AgentReply
 from ..errors import AccessDeniedError, ProtocolError
-from ..model.channel import ChannelMetadata
+from ..model.channel import ChannelMetadata, ChannelState
 from ..model.envelope import EV_PACKET, EV_TEXT, Envelope
 from ..model.identity import Passport, Resume
 from ..model.rule import Rule
@@ -36,9 +37,13 @@ from ._params import ttl as _ttl
 from .core import Hub
 from .delivery import Endpoint
 
+log = logging.getLogger("hubbub.hub")
+
 __all__ = ["Session"]
 
 _TURN_EVENTS = frozenset((EV_TEXT, EV_PACKET))
+_MOST_READ = 1 << 62
+"""Above any channel's length (SQLite's integers end at 2**63)."""
 
 Op = Callable[["Session", dict[str, Any]], Awaitable[Any]]
 
@@ -88,7 +93,7 @@ class Session:
         store is asked (a transport that knows it delivered the envelope itself calls
         :meth:`receipt_delivered` instead).
         """
-        self._require_bound(recipient_id)
+        self._require_bound(recipient_id, "recipient_id")
         if not await self._was_delivered(envelope_id, recipient_id, channel_id):
             raise ProtocolError(
                 f"receipt for envelope {envelope_id!r} in channel {channel_id!r}: it was never delivered "
@@ -103,7 +108,7 @@ class Session:
         self, envelope_id: str, status: str, recipient_id: str, channel_id: str, reason: str = ""
     ) -> None:
         """:meth:`receipt` for an envelope the transport handed to ``recipient_id`` itself: now."""
-        self._require_bound(recipient_id)
+        self._require_bound(recipient_id, "recipient_id")
         self._take_receipt(envelope_id, status, recipient_id, channel_id, reason)
 
     def _take_receipt(
@@ -137,7 +142,13 @@ class Session:
             or envelope.sender_id == recipient_id
         ):
             return None
-        return self.hub.turn_context_now(envelope, recipient_id)
+        try:
+            return self.hub.turn_context_now(envelope, recipient_id)
+        except Exception:  # never let one turn's view stop a durable envelope's delivery
+            log.exception(
+                "turn context for %s in %s failed; delivered without it", recipient_id, envelope.channel_id
+            )
+            return None
 
     def close(self) -> None:
         """The connection is gone: stop delivering to its agents."""
@@ -146,11 +157,17 @@ class Session:
         self.bound.clear()
         self.pushed_turns.clear()
 
-    def _require_bound(self, agent_id: Any) -> str:
-        if not isinstance(agent_id, str) or agent_id not in self.bound:
+    def _require_bound(self, agent_id: Any, param: str = "agent_id") -> str:
+        if agent_id is None or agent_id == "":
+            raise ProtocolError(f"param {param!r} is required: the id of an agent bound to this connection")
+        if not isinstance(agent_id, str):
+            raise ProtocolError(
+                f"param {param!r} must be a string (an agent id), got {type(agent_id).__name__}"
+            )
+        if agent_id not in self.bound:
             raise AccessDeniedError(
                 f"this connection does not act as agent {agent_id!r}; register or attach it first",
-                agent_id=agent_id if isinstance(agent_id, str) else None,
+                agent_id=agent_id,
                 reason="not_bound",
             )
         return agent_id
@@ -206,7 +223,12 @@ class Session:
     async def _replay(self, p: dict[str, Any]) -> int:
         agent_id = self._require_bound(p.get("agent_id"))
         since = p.get("since_envelope_id")
-        return await self.hub.replay(agent_id, since=since if isinstance(since, str) and since else None)
+        if since is not None and not isinstance(since, str):
+            raise ProtocolError(
+                f"param 'since_envelope_id' must be an envelope id, or \"\" for everything not acked, "
+                f"got {since!r}"
+            )
+        return await self.hub.replay(agent_id, since=since or None)
 
     async def _get_agent(self, p: dict[str, Any]) -> Passport:
         return self.hub.get_agent(_str(p, "name_or_id"))
@@ -280,7 +302,7 @@ class Session:
         self.bound.discard(agent_id)
 
     async def _create_channel(self, p: dict[str, Any]) -> Any:
-        creator = self._require_bound(p.get("creator_id"))
+        creator = self._require_bound(p.get("creator_id"), "creator_id")
         participants = p.get("participants")
         if not isinstance(participants, list) or not all(isinstance(x, str) for x in participants):
             raise ProtocolError(
@@ -307,6 +329,9 @@ class Session:
         agents = [self._require_bound(agent_id)] if agent_id else sorted(self.bound)
         limit = _count(p, "limit", 50)
         state = _opt_str(p, "state")
+        if state and state not in ChannelState._value2member_map_:
+            known = ", ".join(s.value for s in ChannelState)
+            raise ProtocolError(f"param 'state' must be one of {known}, got {state!r}")
         seen: dict[str, Any] = {}
         for a in agents:
             for meta in self.hub.list_channels(agent_id=a, state=state, limit=limit):
@@ -322,24 +347,21 @@ class Session:
     def _post_envelope(self, p: dict[str, Any]) -> Awaitable[str]:
         # Not a coroutine: the hot path, one frame less.
         envelope = _as(Envelope, p.get("envelope"), "envelope")
-        sender = self._require_bound(envelope.sender_id)
+        sender = self._require_bound(envelope.sender_id, "envelope.sender_id")
         return self.hub.post_envelope(envelope, sender_id=sender)
 
     async def _read_wal(self, p: dict[str, Any]) -> list[Envelope]:
         channel_id = _str(p, "channel_id")
-        await self._require_member(channel_id)
         since, until, limit = p.get("since"), p.get("until"), p.get("limit")
+        if not isinstance(since, int) and not isinstance(until, int):
+            _check_wal_range(since, until, limit)
+        await self._require_member(channel_id)
         if isinstance(since, int) or isinstance(until, int):
             # ag2's clients page by list position; serve it (a full read) for compatibility.
             everything = await self.hub.read_wal(channel_id)
             start = since if isinstance(since, int) and since > 0 else 0
             end = until if isinstance(until, int) else None
             return everything[start:end]
-        for name, value in (("since", since), ("until", until)):
-            if value is not None and not isinstance(value, str):
-                raise ProtocolError(f"param {name!r} must be an envelope id (string), got {value!r}")
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-            raise ProtocolError(f"param 'limit' must be a non-negative integer, got {limit!r}")
         return await self.hub.read_wal(channel_id, since=since or None, until=until or None, limit=limit)
 
     async def _find_by_causation(self, p: dict[str, Any]) -> Envelope | None:
@@ -462,3 +484,13 @@ _OPS: dict[str, Op] = {
     "checkpoint_list": _checkpoint_ops.checkpoint_list,
     "checkpoint_delete": _checkpoint_ops.checkpoint_delete,
 }
+
+
+def _check_wal_range(since: Any, until: Any, limit: Any) -> None:
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and not isinstance(value, str):
+            raise ProtocolError(f"param {name!r} must be an envelope id (string), got {value!r}")
+    if limit is not None and (
+        isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= _MOST_READ
+    ):
+        raise ProtocolError(f"param 'limit' must be an integer from 0 to {_MOST_READ}, got {limit!r}")

@@ -16,6 +16,7 @@ from ..errors import UsageError
 __all__ = [
     "AccessBlock",
     "ChannelTypeAccess",
+    "MAX_DURATION",
     "InboxBlock",
     "LimitsBlock",
     "RateBlock",
@@ -115,6 +116,10 @@ def _check_non_negative(field: str, value: int | None) -> None:
         raise UsageError(f"rule field {field} must be 0 or more, got {value}")
 
 
+MAX_DURATION = 100 * 366 * 86400.0
+"""The longest TTL a rule or a request may set (seconds: a century)."""
+
+
 def validate_rule(rule: Rule) -> Rule:
     """Return ``rule`` if every field is usable, else raise :class:`UsageError` naming the field."""
     access, limits = rule.access, rule.limits
@@ -140,7 +145,11 @@ def validate_rule(rule: Rule) -> Rule:
         )
     for name in ("channel_ttl_default", "task_ttl_default"):
         try:
-            parse_duration(getattr(limits, name))
+            seconds = parse_duration(getattr(limits, name))
         except UsageError as exc:
             raise UsageError(f"rule field limits.{name}: {exc}") from exc
+        if not seconds <= MAX_DURATION:  # a later deadline is no date at all
+            raise UsageError(
+                f"rule field limits.{name} must be at most a century, got {getattr(limits, name)!r}"
+            )
     return rule

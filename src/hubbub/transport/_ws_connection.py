@@ -73,6 +73,26 @@ def _encoded(item: bytes | NotifyFrame) -> bytes:
         return b""
 
 
+_MOST_SAID = 2000
+"""Characters of an error message sent back (one may quote a huge bad input)."""
+
+
+def _cut(text: str, most: int = _MOST_SAID) -> str:
+    return text if len(text) <= most else f"{text[:most]}... ({len(text) - most} more characters)"
+
+
+def _said(exc: HubbubError) -> str:
+    return _cut(str(exc))
+
+
+def _failed(request_id: str, exc: HubbubError) -> ResponseFrame:
+    """The failed response for ``exc``, its message and fields cut to a sane size."""
+    details = failure_details(exc)
+    if details is not None:
+        details = {k: _cut(v, 200) if isinstance(v, str) else v for k, v in details.items()}
+    return ResponseFrame(request_id, False, details, wire_code(exc), _said(exc))
+
+
 class Limits(NamedTuple):
     """What one connection may hold (see :func:`~hubbub.transport.ws_server.serve_ws`)."""
 
@@ -315,9 +335,9 @@ class Connection:
             raw = None
         request_id = raw.get("request_id") if isinstance(raw, dict) and raw.get("kind") == "request" else None
         if isinstance(request_id, str):
-            self._send(ResponseFrame(request_id, False, failure_details(exc), wire_code(exc), str(exc)))
+            self._send(_failed(request_id, exc))
         else:
-            self._send(ErrorFrame(code=wire_code(exc), message=str(exc)))
+            self._send(ErrorFrame(code=wire_code(exc), message=_said(exc)))
 
     def _start(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
@@ -359,7 +379,7 @@ class Connection:
         """Queue the response to ``frame``: its result, or the error it failed with."""
         request_id, op = frame.request_id, frame.op
         if isinstance(error, HubbubError):
-            self._send(ResponseFrame(request_id, False, failure_details(error), wire_code(error), str(error)))
+            self._send(_failed(request_id, error))
             return
         if error is not None:
             log.error("op %r failed on connection %s", op, self.endpoint_id, exc_info=error)
@@ -402,11 +422,14 @@ class Connection:
 
     def _refused_receipt(self, frame: ReceiptFrame, exc: Exception) -> None:
         if isinstance(exc, HubbubError):
-            self._send(ErrorFrame(code=wire_code(exc), message=str(exc), envelope_id=frame.envelope_id))
+            self._send(
+                ErrorFrame(code=wire_code(exc), message=_said(exc), envelope_id=_cut(frame.envelope_id))
+            )
             return
         log.error("receipt for %s failed on connection %s", frame.envelope_id, self.endpoint_id, exc_info=exc)
-        message = f"receipt for {frame.envelope_id} failed inside the hub; the hub's log has the details"
-        self._send(ErrorFrame(code=HubbubError.code, message=message, envelope_id=frame.envelope_id))
+        envelope_id = _cut(frame.envelope_id)
+        message = f"receipt for {envelope_id} failed inside the hub; the hub's log has the details"
+        self._send(ErrorFrame(code=HubbubError.code, message=message, envelope_id=envelope_id))
 
     async def _hello(self, frame: HelloFrame) -> None:
         try:
@@ -422,7 +445,7 @@ class Connection:
                 params = {"agent_id": passport.agent_id, "since_envelope_id": frame.since_envelope_id}
                 await self.session.call("replay", params)
         except HubbubError as exc:
-            self._send(ErrorFrame(code=wire_code(exc), message=str(exc)))
+            self._send(ErrorFrame(code=wire_code(exc), message=_said(exc)))
         except Exception:
             log.exception("hello for %r failed on connection %s", frame.name, self.endpoint_id)
             message = f"hello for {frame.name!r} failed inside the hub; the hub's log has the details"
