@@ -1,9 +1,10 @@
-"""A lane drops a copy of an envelope it still has queued and recognises one it already did."""
+"""A lane drops a copy of an envelope it still has queued and recognises one it already did,
+however many it processed before an ack got through."""
 
 from __future__ import annotations
 
 from hubbub import Envelope
-from hubbub.client._lane import DONE_MEMORY, Lane
+from hubbub.client._lane import Lane
 
 
 def envelope(n: int) -> Envelope:
@@ -28,10 +29,22 @@ def test_a_copy_of_a_processed_envelope_is_recognised_but_a_nacked_one_is_not() 
     assert [lane.seen(lane.pop()) for _ in range(2)] == [True, False]
 
 
-def test_the_memory_of_processed_envelopes_is_bounded() -> None:
+def envelope_id(n: int) -> str:
+    return f"e{n:05d}"
+
+
+def test_everything_processed_is_recognised_until_an_ack_covers_it() -> None:
     lane = Lane()
-    for n in range(DONE_MEMORY + 1):
-        lane.mark_done(envelope(n))
-    assert len(lane.done) == DONE_MEMORY
-    assert not lane.seen(envelope(0))
-    assert lane.seen(envelope(DONE_MEMORY))
+    batch = [Envelope(channel_id="c", sender_id="a", envelope_id=envelope_id(n)) for n in range(5000)]
+    for e in batch:  # the link is down: no ack gets through
+        lane.mark_done(e)
+    assert lane.owes_ack
+    assert lane.high is batch[-1]
+    assert all(lane.seen(e) for e in batch)  # a replay of all of them runs nothing again
+    lane.acked_to(envelope_id(4000))
+    assert len(lane.done) == 999  # what the ack covers is forgotten...
+    assert lane.seen(batch[10])  # ...and still recognised: the hub never sends it again
+    assert lane.owes_ack
+    lane.acked_to(envelope_id(4999))
+    assert not lane.owes_ack
+    assert not lane.done

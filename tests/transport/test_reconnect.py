@@ -17,12 +17,16 @@ from websockets.asyncio.server import ServerConnection
 from hubbub import (
     EV_TEXT,
     AuthBlock,
+    Envelope,
     FunctionAgent,
     Hub,
     HubClient,
     HubTimeoutError,
+    InboxBlock,
+    LimitsBlock,
     LocalLink,
     Passport,
+    Rule,
     TransportError,
     Turn,
     WsLink,
@@ -297,3 +301,66 @@ async def test_the_client_notices_a_hub_that_stopped_reading() -> None:
                     await client.hub_status()
             assert not isinstance(err.value, HubTimeoutError)
             assert "1011" in str(err.value) or "no close frame" in str(err.value)
+
+
+async def test_work_done_while_the_hub_was_away_runs_once_and_its_acks_land_after(
+    hub: Hub, served: Restartable
+) -> None:
+    # More than a lane used to remember: every ack fails while the link is down, the replay
+    # then brings all of them again, and none may run twice or be left unacked.
+    count = 1100
+    roomy = Rule(limits=LimitsBlock(inbox=InboxBlock(max_pending=100_000)))
+    ran: list[str] = []
+    gate = asyncio.Event()
+
+    async def handler(envelope: Envelope) -> None:
+        if envelope.event_type == EV_TEXT:
+            await gate.wait()
+            ran.append(envelope.envelope_id)
+
+    async with HubClient(LocalLink(hub)) as local, HubClient(fast_link(served.url)) as remote:
+        bob = await remote.register(name="bob", handle_turns=False, rule=roomy)
+        bob.on_envelope(handler)
+        alice = await local.register(name="alice", handle_turns=False)
+        channel = await alice.open("conversation", "bob")
+        sent = [await channel.send(f"m{i}") for i in range(count)]
+        await wait_until(lambda: hub.governance.inbox.count(bob.agent_id) == count, what="all delivered")
+        await asyncio.sleep(0.2 * TIME_UNIT)  # most of them reach bob's queue (the rest the replay brings)
+        await outage(served, bob.agent_id)
+        gate.set()  # bob works through it offline
+        await wait_until(lambda: len(ran) == count, 20 * TIME_UNIT, what="the backlog processed")
+        await served.start()
+        await wait_until(lambda: hub.delivery.cursor(bob.agent_id, channel.id) == sent[-1], 20 * TIME_UNIT)
+        assert ran == sent  # each once, in order
+        assert hub.governance.inbox.count(bob.agent_id) == 0
+
+
+async def test_a_reply_ready_while_the_hub_is_away_is_posted_when_it_is_back(
+    hub: Hub, served: Restartable
+) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+    asks: list[str] = []
+
+    async def answer(turn: Turn) -> str:
+        asks.append(turn.prompt)
+        started.set()
+        await release.wait()
+        return "4"
+
+    async with (
+        HubClient(LocalLink(hub)) as local,
+        HubClient(fast_link(served.url, request_timeout=0.3 * TIME_UNIT)) as remote,
+    ):
+        bob = await remote.register(FunctionAgent(answer, name="bob"))
+        alice = await local.register(name="alice", handle_turns=False)
+        channel = await alice.open("consulting", "bob")
+        await channel.send("2+2?")
+        await asyncio.wait_for(started.wait(), WAIT)
+        await outage(served, bob.agent_id)
+        release.set()  # the answer is ready while the hub is away...
+        await asyncio.sleep(1.0 * TIME_UNIT)  # ...for longer than two request timeouts
+        await served.start()
+        final = await channel.wait_closed(timeout=WAIT)
+        assert final.close_reason == "consulting_complete"
+        assert [e.text for e in await channel.read() if e.event_type == EV_TEXT] == ["2+2?", "4"]
+        assert asks == ["2+2?"]

@@ -6,31 +6,38 @@ yet acked (acks are batched, and an ack can be lost with the connection). A
 lane drops a copy of an envelope it still has queued, and marks a copy of
 one it already processed so it is acked without running the handlers again.
 A nacked envelope is neither, so its redelivery runs again as it should.
+
+What it processed is remembered until an ack covers it (:meth:`Lane.acked_to`):
+anything at or below the acked id the hub will never send again, so however long
+the link was down, however much was processed meanwhile, no copy runs twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict, deque
+from collections import deque
 
 from ..model.envelope import Envelope
 
 __all__ = ["Lane"]
 
-DONE_MEMORY = 1024
-"""Processed envelope ids a lane remembers: far more than can be unacked at once (acks
-go out every 64 envelopes and whenever the lane runs dry)."""
-
 
 class Lane:
     """A FIFO of deliveries for one channel, cheaper than asyncio.Queue on the hot path."""
 
-    __slots__ = ("done", "items", "queued", "waiter")
+    __slots__ = ("acked", "done", "ended", "high", "items", "queued", "waiter")
 
     def __init__(self) -> None:
         self.items: deque[Envelope] = deque()
         self.queued: set[str] = set()
-        self.done: OrderedDict[str, None] = OrderedDict()
+        self.done: set[str] = set()
+        """Processed, not yet covered by a successful ack."""
+        self.acked = ""
+        """The highest envelope id an ack the hub took covers."""
+        self.high: Envelope | None = None
+        """The processed envelope with the highest id: what the next ack acks."""
+        self.ended = False
+        """The channel's closing envelope was processed."""
         self.waiter: asyncio.Future[None] | None = None
 
     def push(self, envelope: Envelope) -> None:
@@ -50,12 +57,24 @@ class Lane:
 
     def seen(self, envelope: Envelope) -> bool:
         """Was this envelope processed already (so this is a replayed copy)?"""
-        return envelope.envelope_id in self.done
+        envelope_id = envelope.envelope_id
+        return envelope_id <= self.acked or envelope_id in self.done
 
     def mark_done(self, envelope: Envelope) -> None:
-        self.done[envelope.envelope_id] = None
-        if len(self.done) > DONE_MEMORY:
-            self.done.popitem(last=False)
+        self.done.add(envelope.envelope_id)
+        if self.high is None or envelope.envelope_id > self.high.envelope_id:
+            self.high = envelope
+
+    @property
+    def owes_ack(self) -> bool:
+        """Something processed is not covered by an ack the hub took yet."""
+        return self.high is not None and self.high.envelope_id > self.acked
+
+    def acked_to(self, envelope_id: str) -> None:
+        """The hub took an ack of ``envelope_id`` (cumulative): forget what it covers."""
+        if envelope_id > self.acked:
+            self.acked = envelope_id
+            self.done = {done for done in self.done if done > envelope_id}
 
     async def wait(self) -> None:
         while not self.items:

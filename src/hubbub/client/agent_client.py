@@ -38,7 +38,7 @@ from ..model.envelope import (
 from ..model.identity import Passport
 from ..model.turn import PendingTurn, TurnContext
 from ._convert import as_type
-from ._lane import DONE_MEMORY, Lane
+from ._lane import Lane
 from .channel import Channel
 from .checkpoints import HubBackedCheckpointStore
 from .task_mirror import TaskMirror
@@ -55,8 +55,11 @@ _TERMINAL = (EV_CHANNEL_CLOSED, EV_CHANNEL_EXPIRED)
 _ENDINGS_KEPT = 1024
 """Closing envelopes an agent client remembers (newest), so ``wait_closed`` after the fact is local."""
 _ACK_BATCH = 64
-_MOST_UNACKED = DONE_MEMORY // 2
-"""Processed envelopes a lane lets wait for an ack while one is in flight (a lane remembers DONE_MEMORY)."""
+_REPLY_PATIENCE = 300.0
+"""Seconds a turn's reply is retried while the link reconnects (a link that does not reconnect:
+once)."""
+_MOST_UNACKED = 512
+"""Processed envelopes a lane lets wait for an ack while one is in flight."""
 
 
 def _ends(envelope: Envelope) -> bool:
@@ -296,18 +299,22 @@ class AgentClient:
         return task
 
     async def _run_lane(self, channel_id: str, lane: Lane) -> None:
-        unacked: Envelope | None = None
         batch = 0
         # Acks are cumulative and go one at a time: while one is in flight (the hub makes the
-        # cursor durable before it answers) the lane keeps working and the acks coalesce.
+        # cursor durable before it answers) the lane keeps working and the acks coalesce. Each
+        # acks the highest envelope processed so far; one the link lost stays owed and goes with
+        # the next (after a reconnect the replay brings copies of what it covers through here).
         acking: asyncio.Task[None] | None = None
         while True:
             if not lane.items:
-                if unacked is not None:
+                if lane.owes_ack:
                     if acking is not None:
                         await acking
-                    await self._receipt(unacked, "ack", "")
-                    acking, unacked, batch = None, None, 0
+                    await self._ack(lane)
+                    acking, batch = None, 0
+                if lane.ended and not lane.owes_ack:
+                    del self._lanes[channel_id]
+                    return
                 await lane.wait()
             envelope = lane.pop()
             turn = self._pushed.pop(envelope.envelope_id, None) if self._pushed else None
@@ -321,31 +328,34 @@ class AgentClient:
                 if acking is not None:
                     await acking
                     acking = None
-                if unacked is not None:
-                    await self._receipt(unacked, "ack", "")
-                    unacked, batch = None, 0
+                if lane.owes_ack:
+                    await self._ack(lane)
+                    batch = 0
                 await self._receipt(envelope, "nack", repr(exc))
             else:
                 lane.mark_done(envelope)
-                unacked, batch = envelope, batch + 1
+                batch += 1
                 if batch >= _ACK_BATCH and (acking is None or acking.done() or batch >= _MOST_UNACKED):
                     if acking is not None:
                         await acking
-                    acking = self._spawn(self._receipt(envelope, "ack", ""))
-                    unacked, batch = None, 0
-            if envelope.event_type in _TERMINAL and not lane.items:
-                if acking is not None:
-                    await acking
-                if unacked is not None:
-                    await self._receipt(unacked, "ack", "")
-                del self._lanes[channel_id]
-                return
+                    acking = self._spawn(self._ack(lane))
+                    batch = 0
+            if envelope.event_type in _TERMINAL:
+                lane.ended = True  # once what came before it is through and acked, the lane ends
 
-    async def _receipt(self, envelope: Envelope, status: str, reason: str) -> None:
+    async def _ack(self, lane: Lane) -> None:
+        """Ack the highest envelope the lane processed; the lane learns what the hub took."""
+        envelope = lane.high
+        if envelope is not None and await self._receipt(envelope, "ack", ""):
+            lane.acked_to(envelope.envelope_id)
+
+    async def _receipt(self, envelope: Envelope, status: str, reason: str) -> bool:
         try:
             await self.hub_client.receipt(envelope, status, self.agent_id, reason)
         except HubbubError as exc:
             log.warning("%s could not %s %s: %s", self.name, status, envelope.envelope_id, exc)
+            return False
+        return True
 
     async def _process(self, envelope: Envelope, turn: TurnContext | None = None) -> None:
         if envelope.event_type == EV_CHANNEL_INVITE:
@@ -432,16 +442,36 @@ class AgentClient:
                 "causation_id": envelope_id,
                 "reply": reply,
             }
+            await self._post_reply(params)
+        return True
+
+    async def _post_reply(self, params: dict[str, Any]) -> None:
+        """Post a turn's reply, again and again while the link is down or slow: post_reply is
+        idempotent per cause, so a repeat cannot post it twice, and a reply given up on would
+        leave the turn unanswered for good (its question counts as processed)."""
+        loop = asyncio.get_running_loop()
+        give_up, delay, channel_id = loop.time() + _REPLY_PATIENCE, 0.1, params["channel_id"]
+        reconnects = getattr(self.hub_client.link, "reconnect", False)
+        while True:
             try:
-                try:
-                    await self.hub_client.request("post_reply", params)
-                except TransportError:
-                    # The connection dropped under it; post_reply is idempotent per cause,
-                    # so sending it again (once reconnected) cannot post it twice.
-                    await self.hub_client.request("post_reply", params)
+                await self.hub_client.request("post_reply", params)
+                return
+            except TransportError as exc:
+                if self._closed or not reconnects or loop.time() > give_up:
+                    log.error(
+                        "%s's reply in %s is lost (%s); the hub still expects the turn: "
+                        "resume_pending_turns() takes it again",
+                        self.name,
+                        channel_id,
+                        exc,
+                    )
+                    return
+                log.info("%s's reply in %s waits for the hub: %s", self.name, channel_id, exc)
             except HubbubError as exc:
                 log.warning("%s's reply in %s was refused: %s", self.name, channel_id, exc)
-        return True
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
     async def replay(self, since_envelope_id: str = "") -> int:
         """Have the hub deliver again what this agent has not acked (and past ``since_envelope_id``).

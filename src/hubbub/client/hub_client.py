@@ -8,7 +8,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from ..agents.base import Agent
-from ..errors import HubbubError, TransportError, UsageError
+from ..errors import HubbubError, HubTimeoutError, TransportError, UsageError
 from ..model.channel import ChannelMetadata
 from ..model.delegation import DelegatedTask
 from ..model.envelope import Envelope
@@ -105,6 +105,8 @@ class HubClient(HubViews):
         for agent_id in attached:
             try:
                 await self.link.request("replay", {"agent_id": agent_id, "since_envelope_id": ""})
+            except HubTimeoutError as exc:  # the hub is still replaying; the others' turn now
+                log.warning("replay for %s after reconnecting is slow: %s", agent_id, exc)
             except TransportError:
                 raise
             except HubbubError as exc:

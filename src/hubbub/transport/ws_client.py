@@ -328,6 +328,11 @@ class WsLink:
         whatever was not acked once the agent is attached again.
         """
         ws = self._current()
+        reader = self._reader
+        if ws is None and not self._closed and reader is not None and not reader.done():
+            # Reconnected, the hook re-attaching agents: a receipt for one already attached is
+            # taken (for one not yet, the hub refuses it, and its lane acks again later).
+            ws = self._ws
         if ws is None:
             raise TransportError(self._broken or f"not connected to the hub at {self.url}")
         frame = ReceiptFrame(envelope_id, status, recipient_id, channel_id, reason)
