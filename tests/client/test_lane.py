@@ -48,3 +48,25 @@ def test_everything_processed_is_recognised_until_an_ack_covers_it() -> None:
     lane.acked_to(envelope_id(4999))
     assert not lane.owes_ack
     assert not lane.done
+
+
+def test_a_copy_of_what_an_ack_covered_means_that_ack_must_go_again() -> None:
+    lane = Lane()
+    first = Envelope(channel_id="c", sender_id="a", envelope_id=envelope_id(1))
+    lane.mark_done(first)
+    lane.acked_to(first.envelope_id)  # sent, and (the lane believed) taken
+    assert not lane.owes_ack
+    assert lane.seen(first)
+    lane.mark_done(first)  # the hub sent it again: its cursor is behind
+    assert lane.owes_ack
+    assert lane.high is first
+    lane.acked_to(first.envelope_id)
+    assert not lane.owes_ack
+
+
+def test_a_lane_for_copies_of_an_ended_channel_only_acks() -> None:
+    closing = Envelope(channel_id="c", sender_id="a", envelope_id=envelope_id(9))
+    lane = Lane(closing)
+    assert lane.ended
+    assert lane.seen(Envelope(channel_id="c", sender_id="a", envelope_id=envelope_id(3)))
+    assert not lane.owes_ack

@@ -364,3 +364,53 @@ async def test_a_reply_ready_while_the_hub_is_away_is_posted_when_it_is_back(
         assert final.close_reason == "consulting_complete"
         assert [e.text for e in await channel.read() if e.event_type == EV_TEXT] == ["2+2?", "4"]
         assert asks == ["2+2?"]
+
+
+def slow_reattach(remote: HubClient, started: asyncio.Event) -> None:
+    """Make the reconnect hook (re-attach, then replay) start late, as with many agents to attach."""
+    link = remote.link
+    original = link._hook  # type: ignore[attr-defined]
+
+    async def hook() -> None:
+        started.set()
+        await asyncio.sleep(0.3 * TIME_UNIT)
+        await original()
+
+    link._hook = hook  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("closed", [False, True], ids=["open", "closed"])
+async def test_an_ack_the_hub_refused_while_reattaching_is_sent_again(
+    hub: Hub, served: Restartable, closed: bool
+) -> None:
+    # The handler finishes while the hook has not attached bob yet: the hub refuses that ack.
+    # The replay's copy shows it; bob acks again, runs nothing twice, and a closed channel's
+    # lane still ends.
+    ran: list[str] = []
+    gate, hooking = asyncio.Event(), asyncio.Event()
+
+    async def handler(envelope: Envelope) -> None:
+        if envelope.event_type == EV_TEXT:
+            await gate.wait()
+            ran.append(envelope.envelope_id)
+
+    async with HubClient(LocalLink(hub)) as local, HubClient(fast_link(served.url)) as remote:
+        bob = await remote.register(name="bob", handle_turns=False)
+        bob.on_envelope(handler)
+        alice = await local.register(name="alice", handle_turns=False)
+        channel = await alice.open("conversation", "bob")
+        sent = await channel.send("m")
+        if closed:
+            await channel.close()
+        end = (await hub.read_wal(channel.id))[-1].envelope_id  # the text, or the close
+        await wait_until(lambda: hub.governance.inbox.count(bob.agent_id) == 1, what="the text delivered")
+        slow_reattach(remote, hooking)
+        await outage(served, bob.agent_id)
+        await served.start()
+        await asyncio.wait_for(hooking.wait(), WAIT)
+        gate.set()
+        await wait_until(lambda: hub.delivery.cursor(bob.agent_id, channel.id) == end, 10 * TIME_UNIT)
+        assert ran == [sent]
+        assert hub.governance.inbox.count(bob.agent_id) == 0
+        if closed:
+            await wait_until(lambda: not bob._lanes, what="the closed channel's lane to end")

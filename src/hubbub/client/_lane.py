@@ -25,19 +25,23 @@ __all__ = ["Lane"]
 class Lane:
     """A FIFO of deliveries for one channel, cheaper than asyncio.Queue on the hot path."""
 
-    __slots__ = ("acked", "done", "ended", "high", "items", "queued", "waiter")
+    __slots__ = ("acked", "done", "ended", "high", "items", "queued", "stale", "waiter")
 
-    def __init__(self) -> None:
+    def __init__(self, ended: Envelope | None = None) -> None:
+        """``ended``: the channel's closing envelope, processed and acked before (a lane made for
+        copies of the channel a replay brings after the lane that did it ended)."""
         self.items: deque[Envelope] = deque()
         self.queued: set[str] = set()
         self.done: set[str] = set()
         """Processed, not yet covered by a successful ack."""
-        self.acked = ""
+        self.acked = ended.envelope_id if ended is not None else ""
         """The highest envelope id an ack the hub took covers."""
-        self.high: Envelope | None = None
+        self.high: Envelope | None = ended
         """The processed envelope with the highest id: what the next ack acks."""
-        self.ended = False
+        self.ended = ended is not None
         """The channel's closing envelope was processed."""
+        self.stale = False
+        """The hub sent again something an ack covered: that ack never landed, so ack again."""
         self.waiter: asyncio.Future[None] | None = None
 
     def push(self, envelope: Envelope) -> None:
@@ -61,17 +65,23 @@ class Lane:
         return envelope_id <= self.acked or envelope_id in self.done
 
     def mark_done(self, envelope: Envelope) -> None:
-        self.done.add(envelope.envelope_id)
-        if self.high is None or envelope.envelope_id > self.high.envelope_id:
+        envelope_id = envelope.envelope_id
+        if envelope_id <= self.acked:  # a copy of what an ack covered: the hub's cursor is behind
+            self.stale = True
+            return
+        self.done.add(envelope_id)
+        if self.high is None or envelope_id > self.high.envelope_id:
             self.high = envelope
 
     @property
     def owes_ack(self) -> bool:
         """Something processed is not covered by an ack the hub took yet."""
-        return self.high is not None and self.high.envelope_id > self.acked
+        return self.high is not None and (self.stale or self.high.envelope_id > self.acked)
 
     def acked_to(self, envelope_id: str) -> None:
         """The hub took an ack of ``envelope_id`` (cumulative): forget what it covers."""
+        if self.high is not None and envelope_id >= self.high.envelope_id:
+            self.stale = False
         if envelope_id > self.acked:
             self.acked = envelope_id
             self.done = {done for done in self.done if done > envelope_id}

@@ -288,7 +288,10 @@ class AgentClient:
             self._pushed[envelope.envelope_id] = turn
         lane = self._lanes.get(envelope.channel_id)
         if lane is None:
-            lane = self._lanes[envelope.channel_id] = Lane()
+            ending = self._endings.get(envelope.channel_id)
+            if ending is not None and envelope.envelope_id > ending.envelope_id:
+                ending = None
+            lane = self._lanes[envelope.channel_id] = Lane(ending)  # copies of an ended one: acked only
             self._spawn(self._run_lane(envelope.channel_id, lane))
         lane.push(envelope)
 
@@ -451,13 +454,14 @@ class AgentClient:
         leave the turn unanswered for good (its question counts as processed)."""
         loop = asyncio.get_running_loop()
         give_up, delay, channel_id = loop.time() + _REPLY_PATIENCE, 0.1, params["channel_id"]
-        reconnects = getattr(self.hub_client.link, "reconnect", False)
+        link = self.hub_client.link
         while True:
             try:
                 await self.hub_client.request("post_reply", params)
                 return
             except TransportError as exc:
-                if self._closed or not reconnects or loop.time() > give_up:
+                gone = self._closed or getattr(link, "closed", True) or not getattr(link, "reconnect", False)
+                if gone or loop.time() > give_up:
                     log.error(
                         "%s's reply in %s is lost (%s); the hub still expects the turn: "
                         "resume_pending_turns() takes it again",

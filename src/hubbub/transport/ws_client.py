@@ -134,6 +134,11 @@ class WsLink:
         self._slots = asyncio.Semaphore(max_inflight_requests)
         self._broken: str | None = None  # why the connection is gone
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called (a dropped connection that reconnects is not closed)."""
+        return self._closed
+
     def on_reconnect(self, hook: ReconnectHook) -> None:
         """Run ``hook`` after each reconnect, before requests that waited for it are sent.
 
@@ -331,7 +336,8 @@ class WsLink:
         reader = self._reader
         if ws is None and not self._closed and reader is not None and not reader.done():
             # Reconnected, the hook re-attaching agents: a receipt for one already attached is
-            # taken (for one not yet, the hub refuses it, and its lane acks again later).
+            # taken; for one not yet, the hub refuses it, and the replay that follows the attach
+            # brings a copy of what it covered, which makes the lane ack again.
             ws = self._ws
         if ws is None:
             raise TransportError(self._broken or f"not connected to the hub at {self.url}")
