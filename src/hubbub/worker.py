@@ -134,7 +134,9 @@ class Worker:
             agent = await client.attach(None, self.name, since_envelope_id=None)
             agent.on_envelope(self._on_envelope)
             await client.request("set_resume", {"agent_id": agent.agent_id, "resume": resume})
+            self.agent = agent
             await agent.replay()
+            await self._resume(agent, client)
         else:
             agent = await client.register(
                 None, passport=Passport(name=self.name), resume=resume, rule=self.rule, handle_turns=False
@@ -192,6 +194,19 @@ class Worker:
         ):
             self._running[channel_id] = asyncio.ensure_future(self._answer(agent, envelope))
 
+    async def _resume(self, agent: AgentClient, client: HubClient) -> None:
+        """Run again the tasks the hub still has this worker on: it went away mid-task and came
+        back in time. Their questions were acked when the handlers started, so no replay brings
+        them; a handler that checkpointed carries on from its checkpoint."""
+        for state in ("ASSIGNED", "IN_PROGRESS"):
+            for task in await client.list_tasks(worker_id=agent.agent_id, state=state, limit=1000):
+                if task.channel_id is None or task.channel_id in self._running:
+                    continue
+                for envelope in await client.read_wal(task.channel_id, limit=100):
+                    if envelope.event_type == EV_TEXT and envelope.task_id == task.task_id:
+                        self._on_envelope(envelope)  # the question: the first text of the task
+                        break
+
     async def _answer(self, agent: AgentClient, question: Envelope) -> None:
         data = question.event_data
         capability = str(data.get("capability") or "")
@@ -210,10 +225,10 @@ class Worker:
                 channel_id=question.channel_id,
                 causation_id=question.envelope_id,
                 task_id=question.task_id,
+                # Sent again while the link reconnects; the key makes a repeat the same post.
+                idempotency_key=f"result:{question.envelope_id}",
             )
-            await agent.send_envelope(reply)
-        except HubbubError as exc:
-            log.info("%s could not post the result of task %s: %s", self.name, task.task_id, exc)
+            await agent.send_until_taken(reply)
         finally:
             if self._running.get(question.channel_id) is asyncio.current_task():
                 del self._running[question.channel_id]

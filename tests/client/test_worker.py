@@ -10,15 +10,19 @@ import pytest
 from hubbub import (
     Hub,
     HubClient,
+    LocalLink,
     NotFoundError,
     TaskInput,
     UsageError,
     Worker,
     WorkerAgent,
+    WsLink,
     capability,
+    serve_ws,
 )
 from tests.conftest import TIME_UNIT
 from tests.hub._waiting import wait_until
+from tests.transport.test_reconnect import Restartable, fast_link, outage
 
 WAIT = 5 * TIME_UNIT
 
@@ -195,3 +199,72 @@ async def test_a_worker_hears_broadcasts_and_a_none_result_completes(hub: Hub, c
         task = await alice.delegate("noop", [1, 2])
         done = await client.wait_task(task.task_id, WAIT)
     assert (done.state, done.result) == ("COMPLETED", None)
+
+
+async def test_a_worker_that_comes_back_mid_task_runs_it_again_from_its_checkpoint(hub: Hub) -> None:
+    # Its question was acked when the handler started, so no replay brings it back: the worker
+    # asks the hub which tasks it still holds.
+    seen: list[object] = []
+
+    def worker(hang: bool) -> Worker:
+        made = Worker("a")
+
+        @made.on_task("steps")
+        async def steps(task: TaskInput) -> object:
+            checkpoint = await made.checkpoints.load(task.task_id)
+            seen.append(checkpoint)
+            await made.checkpoints.save(task.task_id, {"step": 1})
+            if hang:
+                await asyncio.Event().wait()
+            return {"resumed": checkpoint}
+
+        return made
+
+    async with serve_ws(hub) as server, HubClient(LocalLink(hub)) as local:
+        alice = await local.register(name="alice", handle_turns=False)
+        first = HubClient(WsLink(server.url, reconnect=False))
+        gone = worker(hang=True)
+        await gone.start(first)
+        task = await alice.delegate("steps", "go", ttl=30 * TIME_UNIT)
+        await wait_until(lambda: len(seen) == 1, what="the first run")
+        await gone.stop()  # the process dies (its handler with it)...
+        await first.aclose()
+        async with HubClient(WsLink(server.url)) as second:
+            back = worker(hang=False)
+            await back.start(second, attach=True)  # ...and comes back within the handoff grace
+            done = await local.wait_task(task.task_id, 10 * TIME_UNIT)
+            await back.stop()
+        assert (done.state, done.result, done.attempts) == ("COMPLETED", {"resumed": {"step": 1}}, 1)
+        assert seen == [None, {"step": 1}]
+
+
+async def test_a_result_ready_while_the_hub_is_away_is_posted_when_it_is_back(hub: Hub) -> None:
+    release, started = asyncio.Event(), asyncio.Event()
+    worker = Worker("a")
+
+    @worker.on_task("slow")
+    async def slow(task: TaskInput) -> str:
+        started.set()
+        await release.wait()
+        return "done"
+
+    served = Restartable(hub)
+    await served.start()
+    try:
+        async with (
+            HubClient(LocalLink(hub)) as local,
+            HubClient(fast_link(served.url, request_timeout=0.3 * TIME_UNIT)) as remote,
+        ):
+            await worker.start(remote)
+            alice = await local.register(name="alice", handle_turns=False)
+            task = await alice.delegate("slow", "go", ttl=30 * TIME_UNIT)
+            await asyncio.wait_for(started.wait(), WAIT)
+            await outage(served, worker.agent.agent_id if worker.agent else "")
+            release.set()  # done while the hub is away, for longer than two request timeouts
+            await asyncio.sleep(1.0 * TIME_UNIT)
+            await served.start()
+            done = await local.wait_task(task.task_id, 10 * TIME_UNIT)
+            assert (done.state, done.result, done.attempts) == ("COMPLETED", "done", 1)
+            await worker.stop()
+    finally:
+        await served.stop()

@@ -219,7 +219,7 @@ async def test_requests_past_the_inflight_limit_are_refused(hub: Hub) -> None:
             "kind": "response",
             "request_id": "third",
             "ok": False,
-            "result": None,
+            "result": {"reason": "too_many_requests"},
             "error_code": "protocol_error",
             "error_message": "too many requests in flight (limit 2); await responses first",
         }

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..agents.base import Agent, Turn, as_reply
 from ..agents.current import running_as
-from ..errors import HubbubError, TransportError
+from ..errors import HubbubError, TransportError, UsageError
 from ..model.channel import ChannelMetadata
 from ..model.delegation import DelegatedTask
 from ..model.envelope import (
@@ -55,9 +55,9 @@ _TERMINAL = (EV_CHANNEL_CLOSED, EV_CHANNEL_EXPIRED)
 _ENDINGS_KEPT = 1024
 """Closing envelopes an agent client remembers (newest), so ``wait_closed`` after the fact is local."""
 _ACK_BATCH = 64
-_REPLY_PATIENCE = 300.0
-"""Seconds a turn's reply is retried while the link reconnects (a link that does not reconnect:
-once)."""
+_RETRY_PATIENCE = 300.0
+"""Seconds a reply or a retried post is sent again while the link reconnects (a link that does
+not reconnect: once)."""
 _MOST_UNACKED = 512
 """Processed envelopes a lane lets wait for an ack while one is in flight."""
 
@@ -211,11 +211,25 @@ class AgentClient:
 
     async def send_envelope(self, envelope: Envelope) -> str:
         """Post an envelope as this agent; returns its id once durable."""
-        if envelope.sender_id != self.agent_id:
-            import msgspec
+        return str(await self.hub_client.request("post_envelope", {"envelope": self._as_mine(envelope)}))
 
-            envelope = msgspec.structs.replace(envelope, sender_id=self.agent_id)
-        return str(await self.hub_client.request("post_envelope", {"envelope": envelope}))
+    async def send_until_taken(self, envelope: Envelope) -> str | None:
+        """:meth:`send_envelope`, sent again while the link is down or slow until the hub takes it
+        (the envelope needs an ``idempotency_key``, so a repeat cannot post it twice). A refusal,
+        or a link that will not come back, is logged and None returned instead of raised."""
+        if not envelope.idempotency_key:
+            raise UsageError("send_until_taken needs an envelope with an idempotency_key")
+        posted = await self._retrying(
+            "post_envelope", {"envelope": self._as_mine(envelope)}, envelope.channel_id
+        )
+        return None if posted is None else str(posted)
+
+    def _as_mine(self, envelope: Envelope) -> Envelope:
+        if envelope.sender_id == self.agent_id:
+            return envelope
+        import msgspec
+
+        return msgspec.structs.replace(envelope, sender_id=self.agent_id)
 
     async def resolve_ids(self, names_or_ids: list[str]) -> list[str]:
         """Agent ids for a list of names or ids."""
@@ -445,35 +459,31 @@ class AgentClient:
                 "causation_id": envelope_id,
                 "reply": reply,
             }
-            await self._post_reply(params)
+            # A reply given up on would leave the turn unanswered for good (its question counts as
+            # processed): retried while the link reconnects; if lost, resume_pending_turns() takes
+            # the turn again.
+            await self._retrying("post_reply", params, channel_id)
         return True
 
-    async def _post_reply(self, params: dict[str, Any]) -> None:
-        """Post a turn's reply, again and again while the link is down or slow: post_reply is
-        idempotent per cause, so a repeat cannot post it twice, and a reply given up on would
-        leave the turn unanswered for good (its question counts as processed)."""
+    async def _retrying(self, op: str, params: dict[str, Any], channel_id: str) -> Any:
+        """``op`` again and again while the link is down or slow (only for requests a repeat
+        cannot apply twice: post_reply per cause, a post with an idempotency key): its result
+        once taken; None (logged) once refused, or when the link will not come back."""
         loop = asyncio.get_running_loop()
-        give_up, delay, channel_id = loop.time() + _REPLY_PATIENCE, 0.1, params["channel_id"]
+        give_up, delay = loop.time() + _RETRY_PATIENCE, 0.1
         link = self.hub_client.link
         while True:
             try:
-                await self.hub_client.request("post_reply", params)
-                return
+                return await self.hub_client.request(op, params)
             except TransportError as exc:
                 gone = self._closed or getattr(link, "closed", True) or not getattr(link, "reconnect", False)
                 if gone or loop.time() > give_up:
-                    log.error(
-                        "%s's reply in %s is lost (%s); the hub still expects the turn: "
-                        "resume_pending_turns() takes it again",
-                        self.name,
-                        channel_id,
-                        exc,
-                    )
-                    return
-                log.info("%s's reply in %s waits for the hub: %s", self.name, channel_id, exc)
+                    log.error("%s's %s in %s is lost (%s)", self.name, op, channel_id, exc)
+                    return None
+                log.info("%s's %s in %s waits for the hub: %s", self.name, op, channel_id, exc)
             except HubbubError as exc:
-                log.warning("%s's reply in %s was refused: %s", self.name, channel_id, exc)
-                return
+                log.warning("%s's %s in %s was refused: %s", self.name, op, channel_id, exc)
+                return None
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 

@@ -303,6 +303,11 @@ class Session:
 
     async def _create_channel(self, p: dict[str, Any]) -> Any:
         creator = self._require_bound(p.get("creator_id"), "creator_id")
+        if p.get("manifest_type") == "broadcast":
+            raise ProtocolError(
+                "broadcast channels are opened by the hub: send the 'broadcast' op instead",
+                reason="not_creatable",
+            )
         participants = p.get("participants")
         if not isinstance(participants, list) or not all(isinstance(x, str) for x in participants):
             raise ProtocolError(

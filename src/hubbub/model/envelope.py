@@ -68,8 +68,8 @@ class Envelope(msgspec.Struct, kw_only=True, frozen=True):
     A client fills ``channel_id``, ``event_type``, ``event_data`` and, if it
     wants, ``audience`` (None = everyone in the channel), ``causation_id``,
     ``task_id``, ``trace_id``, ``depth``, ``idempotency_key`` and
-    ``ttl_seconds``. The hub stamps ``envelope_id``, ``created_at`` and
-    ``sender_id`` (from the connection, never trusted from the client).
+    ``ttl_seconds``, and ``sender_id``: an agent the connection acts as (the
+    hub refuses any other). The hub stamps ``envelope_id`` and ``created_at``.
     Envelopes are immutable: the hub stamps a copy.
     """
 

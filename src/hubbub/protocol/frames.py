@@ -59,9 +59,10 @@ class _Frame(msgspec.Struct, frozen=True, tag_field="kind"):
 class HelloFrame(_Frame, tag="hello", frozen=True):
     """client → hub: open the connection and say who is connecting.
 
-    ``name`` binds the connection to an existing identity (reconnect) or
-    announces a new one. ``auth_scheme`` and ``auth_claim`` go to the hub's
-    auth adapter. ``since_envelope_id`` is the last envelope the client
+    ``name`` binds the connection to an existing identity (a new one is made
+    with the ``register`` op; an unknown name gets an error frame,
+    ``not_found``). ``auth_scheme`` and ``auth_claim`` go to the hub's auth
+    adapter. ``since_envelope_id`` is the last envelope the client
     acked: when set, the hub first replays every later envelope addressed to
     ``name`` as fresh notify frames; ``None`` skips replay.
     """
@@ -159,9 +160,10 @@ class NotifyFrame(_Frame, tag="notify", frozen=True, omit_defaults=True):
 class ReceiptFrame(_Frame, tag="receipt", frozen=True):
     """client → hub: ack or nack one :class:`NotifyFrame`.
 
-    ``recipient_id`` and ``channel_id`` name whose cursor, in which channel,
-    the receipt moves: the hub keeps one cursor per (recipient, channel), so
-    a receipt that omits them cannot be attributed. ``"ack"`` means
+    ``recipient_id`` and ``channel_id`` (required: the defaults only let a
+    frame without them decode, to be refused with an error naming them) name
+    whose cursor, in which channel, the receipt moves: the hub keeps one
+    cursor per (recipient, channel). ``"ack"`` means
     processed (never redelivered); ``"nack"`` means redeliver. ``reason`` is
     free text for diagnostics.
     """

@@ -297,12 +297,12 @@ class Connection:
             case RequestFrame():
                 if self.draining:
                     message = "the hub is shutting down; reconnect and send the request again"
-                    details = {"reason": "shutting_down"}
-                    self._send(ResponseFrame(frame.request_id, False, details, TransportError.code, message))
+                    self._send(_failed(frame.request_id, TransportError(message, reason="shutting_down")))
                 elif self.requests >= self.max_inflight:
-                    limit = self.max_inflight
-                    message = f"too many requests in flight (limit {limit}); await responses first"
-                    self._send(ResponseFrame(frame.request_id, False, None, ProtocolError.code, message))
+                    message = (
+                        f"too many requests in flight (limit {self.max_inflight}); await responses first"
+                    )
+                    self._send(_failed(frame.request_id, ProtocolError(message, reason="too_many_requests")))
                 else:
                     self.requests += 1
                     self._call(frame)
