@@ -586,6 +586,8 @@ async def test_an_open_hub_is_not_served_beyond_loopback_unless_allowed(hub: Hub
         ("create_channel", {"creator_id": "{me}", "manifest_type": "conversation", "participants": ["peer"],
                             "knobs": {"views": {"peer": "nosuch"}}},
          "channel_rule", "knob 'views': unknown view policy 'nosuch'"),
+        ("create_channel", {"creator_id": "{me}", "manifest_type": "broadcast", "participants": ["peer"]},
+         "protocol_error", "broadcast channels are opened by the hub: send the 'broadcast' op"),
         ("set_rule", {"agent_id": "{me}", "rule": {"limits": {"channel_ttl_default": "9999999999d"}}},
          "usage", "limits.channel_ttl_default must be at most a century"),
     ],
