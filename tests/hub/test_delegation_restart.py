@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import msgspec
@@ -21,6 +22,7 @@ from hubbub import (
     WsLink,
     serve_ws,
 )
+from hubbub.hub._attempts import TRIED_PREFIX
 from hubbub.hub._task_records import DTASK_PREFIX
 from hubbub.model._time import from_iso
 from tests.conftest import TIME_UNIT
@@ -198,3 +200,39 @@ async def test_a_task_whose_closed_channel_retired_moves_on_at_restart(tmp_path:
         assert moved.error is not None
         assert moved.error.startswith("its channel had closed when the hub restarted; ")
         assert "no other agent with capability 'summarize'" in moved.error
+
+
+async def test_who_a_task_tried_survives_a_restart_and_goes_when_it_finishes(tmp_path: Path) -> None:
+    # Else a second handoff after a restart could give the task back to a worker that had it.
+    db = tmp_path / "hub.db"
+    hub = await Hub(SqliteStore(db)).start()
+    client = HubClient(LocalLink(hub))
+    slow = await silent(client, "slow")
+    alice = await client.register(name="alice")
+    task = await alice.delegate("summarize", "y", ttl=30 * TIME_UNIT)
+    await state_is(hub, task.task_id, "IN_PROGRESS")
+    key = TRIED_PREFIX + task.task_id
+    assert msgspec.json.decode(await hub.store.get_kv(key) or b"[]") == [slow.agent_id]
+    await hub.aclose()
+    await client.aclose()
+
+    async with Hub(SqliteStore(db)) as again, HubClient(LocalLink(again)) as worker_client:
+        assert slow.agent_id in again.delegations.attempts._tried[task.task_id]
+        worker = await worker_client.attach(None, "slow", handle_turns=False)
+        question = await question_of(again, task.task_id)
+        reply = Envelope(
+            channel_id=question.channel_id,
+            sender_id=worker.agent_id,
+            event_data={"text": "done", "result": {"ok": True}},
+            causation_id=question.envelope_id,
+        )
+        await again.post_envelope(reply)
+        assert (await again.wait_task(task.task_id, WAIT)).state == "COMPLETED"
+        await wait_until(_gone(again, key), what="the tried record to go with the task")
+
+
+def _gone(hub: Hub, key: str) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return await hub.store.get_kv(key) is None
+
+    return check

@@ -35,7 +35,7 @@ from .snapshots import forget
 if TYPE_CHECKING:
     from .core import Hub
 
-__all__ = ["ASSIGNED_STATES", "CHANNEL_GRACE", "Attempt", "Attempts"]
+__all__ = ["ASSIGNED_STATES", "CHANNEL_GRACE", "TRIED_PREFIX", "Attempt", "Attempts"]
 
 log = logging.getLogger("hubbub.hub")
 
@@ -60,6 +60,10 @@ class Attempt:
         """``time.monotonic()`` when the question was committed (the worker's latency starts)."""
 
 
+TRIED_PREFIX = "dtried/"
+"""Keyed state ``dtried/<task_id>``: the workers an unfinished task has had (a JSON list)."""
+
+
 class Attempts:
     """The live attempts of every task, the workers they occupy, and the choice of the next one."""
 
@@ -81,7 +85,12 @@ class Attempts:
 
     def forget(self, task_id: str) -> None:
         """The task finished: nothing to remember about who was tried."""
-        self._tried.pop(task_id, None)
+        if self._tried.pop(task_id, None) is not None:
+            forget(self.hub.store.delete_kv(TRIED_PREFIX + task_id))
+
+    def remember(self, task_id: str, workers: list[str]) -> None:
+        """The workers a task had tried before the hub restarted (from ``dtried/<task_id>``)."""
+        self._tried.setdefault(task_id, set()).update(workers)
 
     # choosing workers
 
@@ -218,7 +227,10 @@ class Attempts:
         self.by_channel[attempt.channel_id] = attempt
         self.live[attempt.task_id] = attempt
         self._by_worker.setdefault(attempt.worker_id, set()).add(attempt.channel_id)
-        self._tried.setdefault(attempt.task_id, set()).add(attempt.worker_id)
+        tried = self._tried.setdefault(attempt.task_id, set())
+        if attempt.worker_id not in tried:  # kept, so a restart does not hand the task back
+            tried.add(attempt.worker_id)
+            forget(self.hub.store.put_kv(TRIED_PREFIX + attempt.task_id, msgspec.json.encode(sorted(tried))))
         attempt.record.observer = self.observe
 
     def end(self, attempt: Attempt) -> bool:

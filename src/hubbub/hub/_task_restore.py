@@ -31,8 +31,9 @@ from ..model._time import from_iso
 from ..model.delegation import DelegatedTask
 from ..model.envelope import EV_TEXT
 from ..model.ids import id_time_ns
-from ._attempts import ASSIGNED_STATES, Attempt
+from ._attempts import ASSIGNED_STATES, TRIED_PREFIX, Attempt
 from ._task_records import DTASK_PREFIX, decode_task
+from .snapshots import forget
 
 if TYPE_CHECKING:
     from .delegation import Delegations
@@ -50,6 +51,16 @@ async def restore(delegations: Delegations) -> None:
             delegations.records.add(decode_task(data))
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             log.error("task record %s is unreadable and stays as it is: %s", key, exc)
+    for key, data in (await store.scan_kv(TRIED_PREFIX)).items():
+        task = delegations.records.tasks.get(key[len(TRIED_PREFIX) :])
+        try:
+            workers = msgspec.json.decode(data, type=list[str])
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            workers = None
+        if task is None or task.finished or workers is None:
+            forget(store.delete_kv(key))
+        else:
+            delegations.attempts.remember(task.task_id, workers)
     for task in [t for t in delegations.records.tasks.values() if not t.finished]:
         try:
             await _resume(delegations, task)
