@@ -4,6 +4,7 @@ over both links, turn exceptions into FAILED, and stop their handlers when a tas
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -22,7 +23,7 @@ from hubbub import (
 )
 from tests.conftest import TIME_UNIT
 from tests.hub._waiting import wait_until
-from tests.transport.test_reconnect import Restartable, fast_link, outage
+from tests.transport.test_reconnect import Restartable, failed_tries, fast_link, outage
 
 WAIT = 5 * TIME_UNIT
 
@@ -238,7 +239,10 @@ async def test_a_worker_that_comes_back_mid_task_runs_it_again_from_its_checkpoi
         assert seen == [None, {"step": 1}]
 
 
-async def test_a_result_ready_while_the_hub_is_away_is_posted_when_it_is_back(hub: Hub) -> None:
+async def test_a_result_ready_while_the_hub_is_away_is_posted_when_it_is_back(
+    hub: Hub, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="hubbub.client")
     release, started = asyncio.Event(), asyncio.Event()
     worker = Worker("a")
 
@@ -260,8 +264,8 @@ async def test_a_result_ready_while_the_hub_is_away_is_posted_when_it_is_back(hu
             task = await alice.delegate("slow", "go", ttl=30 * TIME_UNIT)
             await asyncio.wait_for(started.wait(), WAIT)
             await outage(served, worker.agent.agent_id if worker.agent else "")
-            release.set()  # done while the hub is away, for longer than two request timeouts
-            await asyncio.sleep(1.0 * TIME_UNIT)
+            release.set()  # done while the hub is away; posting it fails more than twice
+            await wait_until(lambda: failed_tries(caplog, "post_envelope") > 2, 10 * TIME_UNIT, what="tries")
             await served.start()
             done = await local.wait_task(task.task_id, 10 * TIME_UNIT)
             assert (done.state, done.result, done.attempts) == ("COMPLETED", "done", 1)

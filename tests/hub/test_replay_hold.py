@@ -3,10 +3,7 @@ backlog: live deliveries and nack redeliveries alike; a holding belongs to one c
 
 from __future__ import annotations
 
-import asyncio
-
 from hubbub import EV_TEXT, Channel, Envelope, Hub, HubClient, LocalLink
-from tests.conftest import TIME_UNIT
 from tests.hub._waiting import wait_until
 
 
@@ -42,9 +39,10 @@ async def test_a_nacked_envelope_comes_back_in_the_replays_order_not_before_it()
         hub.nack(bob, channel.id, e2, "turn failed")
         endpoint = Recorder("back")
         hub.bind(bob, endpoint)
-        hub.delivery.hold(bob)  # re-attached: its replay follows
-        await asyncio.sleep(0.1 * TIME_UNIT)  # the redelivery is due meanwhile
-        assert endpoint.texts == []
+        holding = hub.delivery.hold(bob)  # re-attached: its replay follows
+        assert holding is not None
+        await wait_until(lambda: bool(holding.waiting), what="the redelivery, due meanwhile")
+        assert endpoint.texts == []  # it waits in the holding
         await hub.replay(bob)
         assert endpoint.texts == [e1, e2]  # in order (an ack of e2 first would have covered e1)
         await local.aclose()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -324,8 +325,10 @@ async def test_work_done_while_the_hub_was_away_runs_once_and_its_acks_land_afte
         alice = await local.register(name="alice", handle_turns=False)
         channel = await alice.open("conversation", "bob")
         sent = [await channel.send(f"m{i}") for i in range(count)]
-        await wait_until(lambda: hub.governance.inbox.count(bob.agent_id) == count, what="all delivered")
-        await asyncio.sleep(0.2 * TIME_UNIT)  # most of them reach bob's queue (the rest the replay brings)
+        # All of it in bob's queue (the first in its handler) before the hub goes away.
+        await wait_until(
+            lambda: len(bob._lanes[channel.id].items) == count - 1, 10 * TIME_UNIT, what="queued"
+        )
         await outage(served, bob.agent_id)
         gate.set()  # bob works through it offline
         await wait_until(lambda: len(ran) == count, 20 * TIME_UNIT, what="the backlog processed")
@@ -336,8 +339,9 @@ async def test_work_done_while_the_hub_was_away_runs_once_and_its_acks_land_afte
 
 
 async def test_a_reply_ready_while_the_hub_is_away_is_posted_when_it_is_back(
-    hub: Hub, served: Restartable
+    hub: Hub, served: Restartable, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="hubbub.client")
     started, release = asyncio.Event(), asyncio.Event()
     asks: list[str] = []
 
@@ -357,8 +361,8 @@ async def test_a_reply_ready_while_the_hub_is_away_is_posted_when_it_is_back(
         await channel.send("2+2?")
         await asyncio.wait_for(started.wait(), WAIT)
         await outage(served, bob.agent_id)
-        release.set()  # the answer is ready while the hub is away...
-        await asyncio.sleep(1.0 * TIME_UNIT)  # ...for longer than two request timeouts
+        release.set()  # the answer is ready while the hub is away, and fails more than twice
+        await wait_until(lambda: failed_tries(caplog, "post_reply") > 2, 10 * TIME_UNIT, what="failed tries")
         await served.start()
         final = await channel.wait_closed(timeout=WAIT)
         assert final.close_reason == "consulting_complete"
@@ -366,14 +370,20 @@ async def test_a_reply_ready_while_the_hub_is_away_is_posted_when_it_is_back(
         assert asks == ["2+2?"]
 
 
-def slow_reattach(remote: HubClient, started: asyncio.Event) -> None:
-    """Make the reconnect hook (re-attach, then replay) start late, as with many agents to attach."""
+def failed_tries(caplog: pytest.LogCaptureFixture, op: str) -> int:
+    """How many times the client logged that ``op`` waits for the hub (a try that failed)."""
+    return sum(f"{op} in" in r.getMessage() and "waits for the hub" in r.getMessage() for r in caplog.records)
+
+
+def held_reattach(remote: HubClient, started: asyncio.Event, proceed: asyncio.Event) -> None:
+    """Hold the reconnect hook (re-attach, then replay) until ``proceed``, as with many agents to
+    attach; ``started`` is set once the new connection is up and the hook waits."""
     link = remote.link
     original = link._hook  # type: ignore[attr-defined]
 
     async def hook() -> None:
         started.set()
-        await asyncio.sleep(0.3 * TIME_UNIT)
+        await proceed.wait()
         await original()
 
     link._hook = hook  # type: ignore[attr-defined]
@@ -381,13 +391,13 @@ def slow_reattach(remote: HubClient, started: asyncio.Event) -> None:
 
 @pytest.mark.parametrize("closed", [False, True], ids=["open", "closed"])
 async def test_an_ack_the_hub_refused_while_reattaching_is_sent_again(
-    hub: Hub, served: Restartable, closed: bool
+    hub: Hub, served: Restartable, closed: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     # The handler finishes while the hook has not attached bob yet: the hub refuses that ack.
     # The replay's copy shows it; bob acks again, runs nothing twice, and a closed channel's
     # lane still ends.
     ran: list[str] = []
-    gate, hooking = asyncio.Event(), asyncio.Event()
+    gate, hooking, proceed = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
     async def handler(envelope: Envelope) -> None:
         if envelope.event_type == EV_TEXT:
@@ -404,11 +414,14 @@ async def test_an_ack_the_hub_refused_while_reattaching_is_sent_again(
             await channel.close()
         end = (await hub.read_wal(channel.id))[-1].envelope_id  # the text, or the close
         await wait_until(lambda: hub.governance.inbox.count(bob.agent_id) == 1, what="the text delivered")
-        slow_reattach(remote, hooking)
+        held_reattach(remote, hooking, proceed)
         await outage(served, bob.agent_id)
         await served.start()
         await asyncio.wait_for(hooking.wait(), WAIT)
-        gate.set()
+        gate.set()  # the handler finishes, and acks, before bob is attached again: refused
+        await wait_until(lambda: "does not act as agent" in caplog.text, what="the hub to refuse the ack")
+        assert ran == [sent]
+        proceed.set()
         await wait_until(lambda: hub.delivery.cursor(bob.agent_id, channel.id) == end, 10 * TIME_UNIT)
         assert ran == [sent]
         assert hub.governance.inbox.count(bob.agent_id) == 0
