@@ -6,6 +6,9 @@ to it (by ``register`` or ``attach``): an envelope's sender, an agent-scoped
 op's ``agent_id`` and a channel read's participant must be one of them.
 Params may be plain JSON values (from the wire) or the typed records
 themselves (in process); results are typed records the transport encodes.
+The session holds the connection's bindings and the identity ops; the other ops
+live in modules of their own (``_channel_ops``, ``_delegation_ops``,
+``_checkpoint_ops``, ``_ops_admin``, ``_ag2_tasks``) as ``op(session, params)``.
 """
 
 from __future__ import annotations
@@ -16,24 +19,21 @@ from typing import Any
 
 import msgspec
 
-from ..adapters.base import AgentReply
 from ..errors import AccessDeniedError, ProtocolError
-from ..model.channel import ChannelMetadata, ChannelState
+from ..model.channel import ChannelMetadata
 from ..model.envelope import EV_PACKET, EV_TEXT, Envelope
 from ..model.identity import Passport, Resume
 from ..model.rule import Rule
 from ..model.task import TaskEvent
-from ..model.turn import PendingTurn, TurnContext
+from ..model.turn import TurnContext
 from ..protocol.ops import AG2_OPS
-from . import _ag2_tasks, _checkpoint_ops, _delegation_ops, _ops_admin
+from . import _ag2_tasks, _channel_ops, _checkpoint_ops, _delegation_ops, _ops_admin
 from ._params import as_type as _as
 from ._params import count as _count
 from ._params import opt_bool as _opt_bool
-from ._params import opt_dict as _opt_dict
 from ._params import opt_str as _opt_str
 from ._params import req_str as _str
 from ._params import str_list as _str_list
-from ._params import ttl as _ttl
 from .core import Hub
 from .delivery import Endpoint
 
@@ -42,8 +42,6 @@ log = logging.getLogger("hubbub.hub")
 __all__ = ["Session"]
 
 _TURN_EVENTS = frozenset((EV_TEXT, EV_PACKET))
-_MOST_READ = 1 << 62
-"""Above any channel's length (SQLite's integers end at 2**63)."""
 
 Op = Callable[["Session", dict[str, Any]], Awaitable[Any]]
 
@@ -301,117 +299,6 @@ class Session:
         await self.hub.unregister(agent_id)
         self.bound.discard(agent_id)
 
-    async def _create_channel(self, p: dict[str, Any]) -> Any:
-        creator = self._require_bound(p.get("creator_id"), "creator_id")
-        if p.get("manifest_type") == "broadcast":
-            raise ProtocolError(
-                "broadcast channels are opened by the hub: send the 'broadcast' op instead",
-                reason="not_creatable",
-            )
-        participants = p.get("participants")
-        if not isinstance(participants, list) or not all(isinstance(x, str) for x in participants):
-            raise ProtocolError(
-                f"param 'participants' must be a list of agent names or ids, got {participants!r}"
-            )
-        return await self.hub.create_channel(
-            creator,
-            _str(p, "manifest_type"),
-            [x for x in participants if x != creator],
-            version=_count(p, "manifest_version", 1),
-            knobs=_opt_dict(p, "knobs"),
-            ttl=_ttl(p.get("ttl")),
-            labels=_opt_dict(p, "labels"),
-            intent=_opt_str(p, "intent"),
-            first=_opt_str(p, "first"),
-        )
-
-    async def _get_channel(self, p: dict[str, Any]) -> Any:
-        channel_id = _str(p, "channel_id")
-        return await self._require_member(channel_id)
-
-    async def _list_channels(self, p: dict[str, Any]) -> Any:
-        agent_id = p.get("agent_id")
-        agents = [self._require_bound(agent_id)] if agent_id else sorted(self.bound)
-        limit = _count(p, "limit", 50)
-        state = _opt_str(p, "state")
-        if state and state not in ChannelState._value2member_map_:
-            known = ", ".join(s.value for s in ChannelState)
-            raise ProtocolError(f"param 'state' must be one of {known}, got {state!r}")
-        seen: dict[str, Any] = {}
-        for a in agents:
-            for meta in self.hub.list_channels(agent_id=a, state=state, limit=limit):
-                seen[meta.channel_id] = meta
-        return list(seen.values())[:limit]
-
-    async def _close_channel(self, p: dict[str, Any]) -> Any:
-        channel_id = _str(p, "channel_id")
-        await self._require_member(channel_id)
-        # No reason given: ag2's hub records "explicit_close", and so does this one.
-        return await self.hub.close_channel(channel_id, _opt_str(p, "reason") or "explicit_close")
-
-    def _post_envelope(self, p: dict[str, Any]) -> Awaitable[str]:
-        # Not a coroutine: the hot path, one frame less.
-        envelope = _as(Envelope, p.get("envelope"), "envelope")
-        sender = self._require_bound(envelope.sender_id, "envelope.sender_id")
-        return self.hub.post_envelope(envelope, sender_id=sender)
-
-    async def _read_wal(self, p: dict[str, Any]) -> list[Envelope]:
-        channel_id = _str(p, "channel_id")
-        since, until, limit = p.get("since"), p.get("until"), p.get("limit")
-        if not isinstance(since, int) and not isinstance(until, int):
-            _check_wal_range(since, until, limit)
-        await self._require_member(channel_id)
-        if isinstance(since, int) or isinstance(until, int):
-            # ag2's clients page by list position; serve it (a full read) for compatibility.
-            everything = await self.hub.read_wal(channel_id)
-            start = since if isinstance(since, int) and since > 0 else 0
-            end = until if isinstance(until, int) else None
-            return everything[start:end]
-        return await self.hub.read_wal(channel_id, since=since or None, until=until or None, limit=limit)
-
-    async def _find_by_causation(self, p: dict[str, Any]) -> Envelope | None:
-        channel_id = _str(p, "channel_id")
-        await self._require_member(channel_id)
-        return await self.hub.find_envelope_by_causation(
-            channel_id, _str(p, "sender_id"), _str(p, "causation_id")
-        )
-
-    async def _can_send(self, p: dict[str, Any]) -> bool:
-        channel_id = _str(p, "channel_id")
-        await self._require_member(channel_id)
-        return self.hub.can_send(channel_id, _str(p, "sender_id"), _opt_str(p, "event_type") or EV_TEXT)
-
-    async def _pending_turns_for(self, p: dict[str, Any]) -> list[PendingTurn]:
-        return self.hub.pending_turns_for(self._require_bound(p.get("agent_id")))
-
-    async def _report_turn_failure(self, p: dict[str, Any]) -> None:
-        """ag2's default handler reports a turn that raised: audited as ``turn_failed`` and given to
-        listeners' ``on_turn_failed``. Unlike a nack, nothing is redelivered."""
-        agent_id = self._require_bound(p.get("agent_id"))
-        channel_id = _str(p, "channel_id")
-        await self._require_member(channel_id)
-        envelope_id = _str(p, "envelope_id")
-        error = p.get("error")
-        reason = (error if isinstance(error, str) else "")[:2000]
-        self.hub.governance.audit(
-            "turn_failed",
-            agent_id=agent_id,
-            channel_id=channel_id,
-            reason=reason,
-            data={"envelope_id": envelope_id},
-        )
-        if self.hub.listeners.wants("on_turn_failed"):
-            self.hub.listeners.emit("on_turn_failed", channel_id, agent_id, envelope_id, reason)
-
-    async def _turn_context(self, p: dict[str, Any]) -> Any:
-        agent_id = self._require_bound(p.get("agent_id"))
-        return await self.hub.turn_context(_str(p, "channel_id"), agent_id, _str(p, "envelope_id"))
-
-    async def _post_reply(self, p: dict[str, Any]) -> str | None:
-        agent_id = self._require_bound(p.get("agent_id"))
-        reply = _as(AgentReply, p.get("reply"), "reply")
-        return await self.hub.post_reply(_str(p, "channel_id"), agent_id, _str(p, "causation_id"), reply)
-
     async def _task_event(self, p: dict[str, Any]) -> TaskEvent:
         agent_id = self._require_bound(p.get("agent_id"))
         capabilities = p.get("capabilities")
@@ -454,22 +341,22 @@ _OPS: dict[str, Op] = {
     "set_skill": Session._set_skill,
     "set_rule": Session._set_rule,
     "unregister": Session._unregister,
-    "create_channel": Session._create_channel,
-    "get_channel": Session._get_channel,
-    "list_channels": Session._list_channels,
-    "close_channel": Session._close_channel,
-    "post_envelope": Session._post_envelope,
-    "read_wal": Session._read_wal,
-    "find_envelope_by_causation": Session._find_by_causation,
-    "can_send": Session._can_send,
-    "pending_turns_for": Session._pending_turns_for,
-    "report_turn_failure": Session._report_turn_failure,
+    "create_channel": _channel_ops.create_channel,
+    "get_channel": _channel_ops.get_channel,
+    "list_channels": _channel_ops.list_channels,
+    "close_channel": _channel_ops.close_channel,
+    "post_envelope": _channel_ops.post_envelope,
+    "read_wal": _channel_ops.read_wal,
+    "find_envelope_by_causation": _channel_ops.find_by_causation,
+    "can_send": _channel_ops.can_send,
+    "pending_turns_for": _channel_ops.pending_turns_for,
+    "report_turn_failure": _channel_ops.report_turn_failure,
     "observe_task": _ag2_tasks.observe_task,
     "update_task": _ag2_tasks.update_task,
     "record_observation": _ag2_tasks.record_observation,
     "fire_task_event": _ag2_tasks.fire_task_event,
-    "turn_context": Session._turn_context,
-    "post_reply": Session._post_reply,
+    "turn_context": _channel_ops.turn_context,
+    "post_reply": _channel_ops.post_reply,
     "hub_status": Session._hub_status,
     "task_event": Session._task_event,
     "hub_agents": _ops_admin.hub_agents,
@@ -489,13 +376,3 @@ _OPS: dict[str, Op] = {
     "checkpoint_list": _checkpoint_ops.checkpoint_list,
     "checkpoint_delete": _checkpoint_ops.checkpoint_delete,
 }
-
-
-def _check_wal_range(since: Any, until: Any, limit: Any) -> None:
-    for name, value in (("since", since), ("until", until)):
-        if value is not None and not isinstance(value, str):
-            raise ProtocolError(f"param {name!r} must be an envelope id (string), got {value!r}")
-    if limit is not None and (
-        isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= _MOST_READ
-    ):
-        raise ProtocolError(f"param 'limit' must be an integer from 0 to {_MOST_READ}, got {limit!r}")
