@@ -14,15 +14,14 @@ copy of an envelope already processed is acked without running again (see
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..agents.base import Agent, Turn, as_reply
 from ..agents.current import running_as
-from ..errors import HubbubError, TransportError, UsageError
+from ..errors import HubbubError, UsageError
 from ..model.channel import ChannelMetadata
 from ..model.delegation import DelegatedTask
 from ..model.envelope import (
@@ -39,6 +38,8 @@ from ..model.identity import Passport
 from ..model.turn import PendingTurn, TurnContext
 from ._convert import as_type
 from ._lane import Lane
+from ._retry import retrying
+from ._waiters import Waiters
 from .channel import Channel
 from .checkpoints import HubBackedCheckpointStore
 from .task_mirror import TaskMirror
@@ -55,34 +56,12 @@ _TERMINAL = (EV_CHANNEL_CLOSED, EV_CHANNEL_EXPIRED)
 _ENDINGS_KEPT = 1024
 """Closing envelopes an agent client remembers (newest), so ``wait_closed`` after the fact is local."""
 _ACK_BATCH = 64
-_RETRY_PATIENCE = 300.0
-"""Seconds a reply or a retried post is sent again while the link reconnects (a link that does
-not reconnect: once)."""
 _MOST_UNACKED = 512
 """Processed envelopes a lane lets wait for an ack while one is in flight."""
 
 
 def _ends(envelope: Envelope) -> bool:
     return envelope.event_type in _TERMINAL
-
-
-class _Waiter:
-    __slots__ = ("channel_id", "future", "predicate")
-
-    def __init__(self, channel_id: str, predicate: Callable[[Envelope], bool]) -> None:
-        self.channel_id = channel_id
-        self.predicate = predicate
-        self.future: asyncio.Future[Envelope] = asyncio.get_running_loop().create_future()
-
-    async def wait(self, timeout: float) -> Envelope:
-        """The matching envelope; ``TimeoutError`` after ``timeout`` s.
-
-        Awaits the future itself: the waiting task wakes in the loop turn after the match
-        (``wait_for`` around a ``shield`` took three). The future is this waiter's alone, so
-        a timeout or a cancellation may cancel it.
-        """
-        async with asyncio.timeout(timeout):
-            return await self.future
 
 
 class AgentClient:
@@ -110,7 +89,7 @@ class AgentClient:
         self.auto_answer_invites = auto_answer_invites
         self._task_mirror: TaskMirror | None = None
         self._callbacks: list[EnvelopeCallback] = []
-        self._waiters: list[_Waiter] = []
+        self._waiters = Waiters()
         self._pushed: dict[str, TurnContext] = {}  # envelope id -> the turn context delivered with it
         self._endings: dict[str, Envelope] = {}  # channel id -> the envelope that closed it, newest last
         self._lanes: dict[str, Lane] = {}
@@ -255,7 +234,7 @@ class AgentClient:
         With ``seen_ok`` an envelope already in the WAL counts; otherwise
         only a delivery from now on does. Raises ``TimeoutError``.
         """
-        with self._waiting(channel_id, predicate) as waiter:
+        with self._waiters.waiting(channel_id, predicate) as waiter:
             if seen_ok:
                 for envelope in await self.hub_client.read_wal(channel_id):
                     if predicate(envelope):
@@ -268,7 +247,7 @@ class AgentClient:
         ending = self._endings.get(channel_id)
         if ending is not None:
             return ending
-        with self._waiting(channel_id, _ends) as waiter:
+        with self._waiters.waiting(channel_id, _ends) as waiter:
             # While envelopes of the channel come through this agent's lane, its end will too.
             # Otherwise ask (after the waiter is in place: an ending processed from now on
             # reaches it): it may have ended before this agent was listening.
@@ -281,17 +260,6 @@ class AgentClient:
                         if _ends(envelope):
                             return metadata
             return await waiter.wait(timeout)
-
-    @contextlib.contextmanager
-    def _waiting(self, channel_id: str, predicate: Callable[[Envelope], bool]) -> Iterator[_Waiter]:
-        """A waiter for the first envelope of ``channel_id`` this agent processes that matches."""
-        waiter = _Waiter(channel_id, predicate)
-        self._waiters.append(waiter)
-        try:
-            yield waiter
-        finally:
-            with contextlib.suppress(ValueError):
-                self._waiters.remove(waiter)
 
     def deliver(self, envelope: Envelope, turn: TurnContext | None = None) -> None:
         """Queue a delivery in its channel's lane (called by the HubClient); ``turn``: this agent's
@@ -393,13 +361,7 @@ class AgentClient:
             endings[envelope.channel_id] = envelope
             if len(endings) > _ENDINGS_KEPT:
                 del endings[next(iter(endings))]
-        for waiter in list(self._waiters):
-            if (
-                waiter.channel_id == envelope.channel_id
-                and not waiter.future.done()
-                and waiter.predicate(envelope)
-            ):
-                waiter.future.set_result(envelope)
+        self._waiters.offer(envelope)
 
     async def _answer_invite(self, invite: Envelope) -> None:
         policy = getattr(self.agent, "accept_invite", None)
@@ -465,27 +427,12 @@ class AgentClient:
             await self._retrying("post_reply", params, channel_id)
         return True
 
-    async def _retrying(self, op: str, params: dict[str, Any], channel_id: str) -> Any:
-        """``op`` again and again while the link is down or slow (only for requests a repeat
-        cannot apply twice: post_reply per cause, a post with an idempotency key): its result
-        once taken; None (logged) once refused, or when the link will not come back."""
-        loop = asyncio.get_running_loop()
-        give_up, delay = loop.time() + _RETRY_PATIENCE, 0.1
-        link = self.hub_client.link
-        while True:
-            try:
-                return await self.hub_client.request(op, params)
-            except TransportError as exc:
-                gone = self._closed or getattr(link, "closed", True) or not getattr(link, "reconnect", False)
-                if gone or loop.time() > give_up:
-                    log.error("%s's %s in %s is lost (%s)", self.name, op, channel_id, exc)
-                    return None
-                log.info("%s's %s in %s waits for the hub: %s", self.name, op, channel_id, exc)
-            except HubbubError as exc:
-                log.warning("%s's %s in %s was refused: %s", self.name, op, channel_id, exc)
-                return None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+    def _retrying(self, op: str, params: dict[str, Any], channel_id: str) -> Awaitable[Any]:
+        closed = self._is_closed
+        return retrying(self.hub_client, op, params, who=self.name, where=channel_id, closed=closed)
+
+    def _is_closed(self) -> bool:
+        return self._closed
 
     async def replay(self, since_envelope_id: str = "") -> int:
         """Have the hub deliver again what this agent has not acked (and past ``since_envelope_id``).
