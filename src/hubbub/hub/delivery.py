@@ -98,7 +98,8 @@ class Delivery:
     def __init__(self) -> None:
         self.endpoints: dict[str, Endpoint] = {}
         self.holdings: dict[str, Holding] = {}
-        """Agents whose replay is due or running (see :class:`Holding`)."""
+        """Agents whose replay is due or running (see :class:`Holding`); each holding is for the
+        endpoint its agent is bound to (binding elsewhere, or unbinding, drops it)."""
         self._cursors: dict[tuple[str, str], str] = {}
 
     def load_cursors(self, cursors: dict[tuple[str, str], str]) -> None:
@@ -111,11 +112,6 @@ class Delivery:
         holding = self.holdings.get(agent_id)
         if holding is not None and holding.endpoint is not endpoint:
             del self.holdings[agent_id]  # the old connection's: a replay there owes this one nothing
-
-    def holding(self, agent_id: str, endpoint: Endpoint) -> Holding | None:
-        """What keeps ``agent_id``'s new envelopes back on ``endpoint`` now, if anything."""
-        holding = self.holdings.get(agent_id)
-        return holding if holding is not None and holding.endpoint is endpoint else None
 
     def unbind(self, agent_id: str, endpoint: Endpoint | None = None) -> None:
         """Stop delivering to ``agent_id`` (only if still bound to ``endpoint``, when given)."""
@@ -132,7 +128,7 @@ class Delivery:
         if endpoint is None:
             return None
         holding = self.holdings.get(agent_id)
-        if holding is None or holding.endpoint is not endpoint:
+        if holding is None:
             holding = self.holdings[agent_id] = Holding(agent_id, endpoint)
         return holding
 

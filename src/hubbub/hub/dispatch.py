@@ -62,7 +62,7 @@ class Dispatcher:
             endpoint = endpoints.get(recipient_id)
             if endpoint is not None:
                 holding = holdings.get(recipient_id) if holdings else None
-                if holding is None or holding.endpoint is not endpoint or not holding.take(envelope):
+                if holding is None or not holding.take(envelope):
                     endpoint.deliver(envelope, recipient_id)
                 sent += 1
         return sent

@@ -122,7 +122,7 @@ class Redelivery:
         # Disconnected now: the counter stays and the replay on re-attach delivers it.
         endpoint = self._delivery.endpoint_of(agent_id)
         if endpoint is not None and (agent_id, envelope_id) in self.attempts:
-            holding = self._delivery.holding(agent_id, endpoint)
+            holding = self._delivery.holdings.get(agent_id)
             if holding is None or not holding.take(envelope):  # a replay running: in its order
                 endpoint.deliver(envelope, agent_id)
 

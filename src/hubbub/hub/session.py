@@ -214,7 +214,7 @@ class Session:
         delivery = self.hub.delivery
         if _opt_bool(p, "hold"):  # a replay follows: new envelopes wait for it (hub/delivery.py)
             delivery.hold(passport.agent_id)
-        elif (holding := delivery.holding(passport.agent_id, self.endpoint)) is not None:
+        elif (holding := delivery.holdings.get(passport.agent_id)) is not None:
             delivery.release(holding)  # attached again, without a replay to wait for
         return passport
 

@@ -113,9 +113,7 @@ class Connection:
         self.ws = ws
         self.session = Session(hub, self)
         self.outbox: deque[bytes | NotifyFrame] = deque()
-        self.outbox_size = limits.outbox_size
         self.limits = limits
-        self.max_inflight = limits.max_inflight_requests
         self.queued_bytes = 0
         """Bytes of the encoded responses in :attr:`outbox`."""
         self.inflight: set[asyncio.Future[Any]] = set()
@@ -134,6 +132,11 @@ class Connection:
         self._closer: asyncio.Task[None] | None = None
 
     # Endpoint
+
+    @property
+    def outbox_size(self) -> int:
+        """Most frames waiting to be written (a replay paces itself on a quarter of it)."""
+        return self.limits.outbox_size
 
     def deliver(self, envelope: Envelope, recipient_id: str) -> None:
         """Queue a notify frame; never blocks or raises (a full outbox closes the connection)."""
@@ -298,10 +301,8 @@ class Connection:
                 if self.draining:
                     message = "the hub is shutting down; reconnect and send the request again"
                     self._send(_failed(frame.request_id, TransportError(message, reason="shutting_down")))
-                elif self.requests >= self.max_inflight:
-                    message = (
-                        f"too many requests in flight (limit {self.max_inflight}); await responses first"
-                    )
+                elif self.requests >= (most := self.limits.max_inflight_requests):
+                    message = f"too many requests in flight (limit {most}); await responses first"
                     self._send(_failed(frame.request_id, ProtocolError(message, reason="too_many_requests")))
                 else:
                     self.requests += 1
@@ -310,7 +311,7 @@ class Connection:
                 key = (frame.recipient_id, frame.channel_id, frame.envelope_id)
                 if self._delivered.pop(key, 0) is None:  # delivered here: nothing to look up
                     self._receipt_now(frame)
-                elif len(self.inflight) < self.max_inflight:
+                elif len(self.inflight) < self.limits.max_inflight_requests:
                     self._start(self._receipt(frame))
                 else:  # no response to refuse with: slow the reader down instead
                     return self._receipt(frame)
