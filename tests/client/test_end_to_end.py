@@ -28,6 +28,7 @@ from hubbub import (
     function_agent,
 )
 from hubbub.adapters.transitions import AgentTarget, FromSpeaker, Transition
+from tests._peers import absent_peer
 from tests.conftest import TIME_UNIT
 
 
@@ -226,10 +227,7 @@ async def test_on_envelope_sees_deliveries_and_acks_advance_cursor(hub: Hub, cli
 
 async def test_attach_replays_unacked_envelopes(hub: Hub, client: HubClient) -> None:
     alice = await client.register(name="alice")
-    away = HubClient(LocalLink(hub))
-    await away.register(name="bob", handle_turns=False)
-    channel = await alice.open("conversation", "bob")
-    await away.aclose()
+    channel, _ = await absent_peer(hub, alice)
     first = await channel.send("while you were away")
     second = await channel.send("and this")
     got: list[str] = []

@@ -4,6 +4,7 @@ backlog: live deliveries and nack redeliveries alike; a holding belongs to one c
 from __future__ import annotations
 
 from hubbub import EV_TEXT, Channel, Envelope, Hub, HubClient, LocalLink
+from tests._peers import absent_peer
 from tests.hub._waiting import wait_until
 
 
@@ -24,11 +25,8 @@ async def conversation(hub: Hub) -> tuple[HubClient, Channel, str]:
     channel and bob's id."""
     local = HubClient(LocalLink(hub))
     alice = await local.register(name="alice", handle_turns=False)
-    away = HubClient(LocalLink(hub))
-    bob = await away.register(name="bob", handle_turns=False)
-    channel = await alice.open("conversation", "bob")
-    await away.aclose()
-    return local, channel, bob.agent_id or ""
+    channel, bob = await absent_peer(hub, alice)
+    return local, channel, bob
 
 
 async def test_a_nacked_envelope_comes_back_in_the_replays_order_not_before_it() -> None:

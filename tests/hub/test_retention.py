@@ -10,6 +10,7 @@ import msgspec
 from hubbub import ChannelState, FunctionAgent, Hub, HubClient, LocalLink, SqliteStore, WsLink, serve_ws
 from hubbub.hub.retention import compact
 from hubbub.storage import RetentionPolicy
+from tests._peers import absent_peer
 from tests.conftest import TIME_UNIT
 from tests.hub._delegation import silent, state_is
 from tests.hub._waiting import audit_records, wait_until
@@ -55,17 +56,14 @@ async def test_a_compacted_channel_reads_empty_and_survives_a_restart(tmp_path: 
 async def test_unacked_deliveries_of_a_compacted_channel_free_their_inbox_slots(hub: Hub) -> None:
     client = HubClient(LocalLink(hub))
     alice = await client.register(name="alice")
-    away = HubClient(LocalLink(hub))
-    bob = await away.register(name="bob", handle_turns=False)
-    channel = await alice.open("conversation", "bob")
-    await away.aclose()
+    channel, bob = await absent_peer(hub, alice)
     await channel.send("while you were away")
     await channel.send("and this")
     await channel.close()
-    assert hub.governance.inbox.count(bob.agent_id) == 2
+    assert hub.governance.inbox.count(bob) == 2
     report = await hub.compact(ALL_CLOSED)
     assert report.channel_ids == (channel.id,)
-    assert hub.governance.inbox.count(bob.agent_id) == 0
+    assert hub.governance.inbox.count(bob) == 0
     back = HubClient(LocalLink(hub))
     again = await back.attach(None, "bob", handle_turns=False, since_envelope_id=None)
     assert await again.replay() == 0
@@ -76,10 +74,7 @@ async def test_unacked_deliveries_of_a_compacted_channel_free_their_inbox_slots(
 async def closed_while_bob_was_away(hub: Hub, client: HubClient) -> str:
     """A closed conversation alice -> bob holding a text bob (registered, gone) never acked."""
     alice = await client.register(name="alice")
-    away = HubClient(LocalLink(hub))
-    await away.register(name="bob", handle_turns=False)
-    channel = await alice.open("conversation", "bob")
-    await away.aclose()
+    channel, _ = await absent_peer(hub, alice)
     await channel.send("while you were away")
     await channel.close()
     return channel.id

@@ -24,6 +24,7 @@ from hubbub import (
     WsLink,
     serve_ws,
 )
+from tests._peers import absent_peer
 from tests.conftest import TIME_UNIT
 from tests.hub._waiting import wait_until
 
@@ -65,10 +66,7 @@ async def backlog(hub: Hub, size: int) -> tuple[HubClient, Channel, list[str]]:
     (registered, gone) never acked."""
     local = HubClient(LocalLink(hub))
     alice = await local.register(name="alice", handle_turns=False)
-    away = HubClient(LocalLink(hub))
-    await away.register(name="bob", handle_turns=False, rule=ROOMY)
-    channel = await alice.open("conversation", "bob")
-    await away.aclose()
+    channel, _ = await absent_peer(hub, alice, rule=ROOMY)
     return local, channel, [await channel.send(f"old{i}") for i in range(size)]
 
 
